@@ -1,0 +1,399 @@
+/* rw: the private header of the replication engine (librw).
+ *
+ * One section per source file, named after it; functions are prefixed with
+ * their file.  Conventions: functions return 0 on success and -1 on error
+ * (or NULL), and log the error once, where it happened.  Library code never
+ * exits.  Who owns what is said next to each structure.
+ */
+
+#ifndef RW_H
+#define RW_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "proto.h"
+
+#define RW_VERSION "0.1.0"
+
+#define RW_ATTR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define RW_ARRAY_SIZE(a) (sizeof (a) / sizeof ((a)[0]))
+
+/* ---- log.c: the one logging module ---- */
+
+enum { RW_LOG_ERROR = 0, RW_LOG_WARN, RW_LOG_INFO, RW_LOG_DEBUG };
+
+/* Set once by main: program name used as the prefix, and the level above
+ * which messages are dropped (default RW_LOG_INFO; -v gives RW_LOG_DEBUG).
+ */
+void log_init (const char *prog, int level);
+int log_level (void);
+/* An extra sink (the worker's ring buffer and control channel).  Called
+ * with the formatted line, without newline, under the log lock: it must not
+ * log.  NULL removes it.
+ */
+typedef void (*log_sink_fn) (int level, const char *line, void *opaque);
+void log_set_sink (log_sink_fn fn, void *opaque);
+/* Send messages to syslog as well (the worker, when /dev/log exists). */
+void log_use_syslog (bool on);
+void log_msg (int level, const char *fmt, ...) RW_ATTR_PRINTF (2, 3);
+#define log_error(...) log_msg (RW_LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg (RW_LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg (RW_LOG_INFO, __VA_ARGS__)
+#define log_debug(...) \
+  do { if (log_level () >= RW_LOG_DEBUG) log_msg (RW_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+/* ---- buf.c: bounded reader and writer for untrusted bytes ---- */
+
+/* A reader over bytes it does not own.  Every getter fails (returns -1 and
+ * sets err) on short input; after the first failure all getters fail.
+ */
+struct rbuf {
+  const uint8_t *p;
+  size_t len;
+  size_t off;
+  bool err;
+};
+void rbuf_init (struct rbuf *r, const void *p, size_t len);
+int rbuf_u8 (struct rbuf *r, uint8_t *v);
+int rbuf_u16 (struct rbuf *r, uint16_t *v);
+int rbuf_u32 (struct rbuf *r, uint32_t *v);
+int rbuf_u64 (struct rbuf *r, uint64_t *v);
+/* Points *v at the next n bytes (not copied). */
+int rbuf_bytes (struct rbuf *r, size_t n, const uint8_t **v);
+size_t rbuf_left (const struct rbuf *r);
+/* True when every byte was consumed and no getter failed. */
+bool rbuf_done (const struct rbuf *r);
+
+/* A writer into a fixed buffer it does not own; overflow sets err. */
+struct wbuf {
+  uint8_t *p;
+  size_t cap;
+  size_t len;
+  bool err;
+};
+void wbuf_init (struct wbuf *w, void *p, size_t cap);
+void wbuf_u8 (struct wbuf *w, uint8_t v);
+void wbuf_u16 (struct wbuf *w, uint16_t v);
+void wbuf_u32 (struct wbuf *w, uint32_t v);
+void wbuf_u64 (struct wbuf *w, uint64_t v);
+void wbuf_bytes (struct wbuf *w, const void *v, size_t n);
+
+void put_be32 (uint8_t *p, uint32_t v);
+void put_be64 (uint8_t *p, uint64_t v);
+uint32_t get_be32 (const uint8_t *p);
+uint64_t get_be64 (const uint8_t *p);
+
+/* ---- util.c: small helpers ---- */
+
+/* Parses "123", "4k", "200M", "1G", "2T" (powers of 1024).  -1 on garbage
+ * or overflow, with a message naming WHAT.
+ */
+int util_parse_size (const char *what, const char *s, uint64_t *out);
+/* Parses a decimal integer in [min, max]. */
+int util_parse_int (const char *what, const char *s, long min, long max,
+                    long *out);
+double util_now (void); /* monotonic seconds */
+/* aligned_alloc with a 4096 alignment, size rounded up; NULL on failure. */
+void *util_alloc_aligned (size_t n);
+/* "1.5 GiB" style, into buf. */
+const char *util_human_bytes (uint64_t n, char *buf, size_t len);
+/* Writes a file atomically (tmp + fsync + rename). */
+int util_write_file_atomic (const char *path, const void *data, size_t len);
+
+/* ---- secret.c: the per-migration secret ---- */
+
+/* The secret is never kept in clear: only its SHA-256, from which each
+ * channel derives its TLS PSK with HKDF.  Never log it.
+ */
+struct rw_secret {
+  uint8_t key[32];
+};
+/* Reads FILE (trailing newlines stripped); it must hold 16..4096 bytes. */
+int secret_load (const char *path, struct rw_secret *out);
+/* Same from memory (tests, and the worker's sync request). */
+int secret_from_bytes (const void *p, size_t n, struct rw_secret *out);
+
+/* ---- net.c: TCP sockets ---- */
+
+/* Splits "host", "host:port", "[v6]:port", ":port" ("" host = any).
+ * Caller frees *host and *port.
+ */
+int net_split_hostport (const char *s, int defport, char **host, char **port);
+/* Listens; returns the fd, and the bound port in *port_out (may be NULL). */
+int net_listen (const char *addr, int defport, int *port_out);
+/* Connects with a timeout; returns the fd. */
+int net_connect (const char *addr, int defport, int timeout_ms);
+
+/* ---- tls.c: every TLS call lives here ---- */
+
+/* A connection.  After the handshake, recv/send/close point at the TLS
+ * versions and the rest of the program never sees the TLS library.
+ */
+struct conn {
+  int fd;
+  void *tls;                  /* SSL * */
+  ssize_t (*recv) (struct conn *c, void *buf, size_t n);
+  ssize_t (*send) (struct conn *c, const void *buf, size_t n);
+  void (*close) (struct conn *c);
+  char peer[80];              /* "1.2.3.4:5678", for messages */
+  bool eof;                   /* the peer closed cleanly */
+  uint64_t raw_in, raw_out;   /* socket bytes, TLS records included */
+};
+
+enum { TLS_SERVER = 0, TLS_CLIENT = 1 };
+/* Channel labels: each channel derives its own PSK from the secret. */
+#define TLS_LABEL_DATA    "rw data v1"
+#define TLS_LABEL_CONTROL "rw control v1"
+
+struct tls_ctx;
+struct tls_ctx *tls_ctx_new (int role, const struct rw_secret *secret,
+                             const char *label);
+void tls_ctx_free (struct tls_ctx *t);
+/* Takes ownership of fd.  Returns a connection after a successful TLS 1.3
+ * handshake in which both ends proved the secret, or NULL (fd closed).
+ */
+struct conn *tls_handshake (struct tls_ctx *t, int fd, int timeout_ms);
+/* Reads exactly n bytes.  -1 on error or EOF (c->eof set on a clean EOF). */
+int conn_read_full (struct conn *c, void *buf, size_t n);
+int conn_write_full (struct conn *c, const void *buf, size_t n);
+/* Bytes that crossed the socket in both directions. */
+uint64_t conn_wire_bytes (struct conn *c);
+/* Shuts down TLS, closes the fd and frees c. */
+void conn_free (struct conn *c);
+/* Interrupts a blocked connection from another thread (cancel). */
+void conn_shutdown (struct conn *c);
+
+/* ---- frame.c: framing of proto.h ---- */
+
+struct frame_hdr {
+  uint16_t type;
+  uint16_t flags;
+  uint64_t id;
+  uint32_t len;
+};
+/* Pure: decodes and validates a 24-byte header.  On error fills err. */
+int frame_decode_hdr (const uint8_t *b, struct frame_hdr *h,
+                      char *err, size_t errlen);
+void frame_encode_hdr (uint8_t *b, uint16_t type, uint64_t id, uint32_t len);
+/* Sends one frame whose payload is P1 (N1 bytes) followed by P2 (N2). */
+int frame_send (struct conn *c, uint16_t type, uint64_t id,
+                const void *p1, size_t n1, const void *p2, size_t n2);
+/* Receives a header, then the payload into buf (capacity cap).  A payload
+ * longer than cap is a protocol error.
+ */
+int frame_recv (struct conn *c, struct frame_hdr *h, void *buf, size_t cap);
+/* Sends RW_T_ERROR. */
+int frame_send_error (struct conn *c, uint64_t id, uint32_t code,
+                      const char *fmt, ...) RW_ATTR_PRINTF (4, 5);
+/* Decodes an RW_T_ERROR payload into msg. */
+void frame_error_text (const void *payload, size_t len, uint32_t *code,
+                       char *msg, size_t msglen);
+
+/* ---- codec.c: compression, checksums, zero detection ---- */
+
+bool codec_is_zero (const void *p, size_t n);
+uint64_t codec_checksum (const void *p, size_t n);
+/* Capacity the output of codec_encode needs for n input bytes. */
+size_t codec_bound (size_t n);
+/* Chooses the encoding of n bytes: ZERO, LZ4 when it saves at least 1/32,
+ * else RAW.  For LZ4 the block is in out and *outlen is its size; for RAW
+ * *outlen is n and the data stays in 'in'.
+ */
+int codec_encode (const void *in, size_t n, void *out, size_t outcap,
+                  int *enc, size_t *outlen);
+/* Decodes into out, which must become exactly ulen bytes. */
+int codec_decode (int enc, const void *in, size_t inlen, void *out,
+                  size_t ulen);
+
+/* ---- disk.c: reading disks (the source side; never writes) ---- */
+
+struct disk {
+  char *path;        /* owned */
+  int fd;            /* buffered, O_RDONLY */
+  int dfd;           /* O_DIRECT, or -1 where the kernel refuses */
+  uint64_t size;
+  uint32_t lsec, psec; /* logical and physical sector sizes */
+  bool is_blk;
+  bool seek_data;    /* SEEK_DATA works (files) */
+};
+int disk_open (struct disk *d, const char *path);
+void disk_close (struct disk *d);
+/* Reads n bytes at off into buf (4096-aligned, n <= RW_MAX_READ).  The
+ * range must lie inside the disk.
+ */
+int disk_read (struct disk *d, void *buf, size_t n, uint64_t off);
+/* Calls fn for each extent of [off, off+len), in order, merged. */
+typedef int (*disk_extent_fn) (uint64_t off, uint64_t len, int kind,
+                               void *opaque);
+int disk_extents (struct disk *d, uint64_t off, uint64_t len,
+                  disk_extent_fn fn, void *opaque);
+
+/* ---- sysdisk.c: the running system's disks ---- */
+
+/* Fills why and returns true when PATH (a block device, partition or a
+ * file) holds something in use: the running root, a mounted filesystem,
+ * active swap, a device-mapper/md holder.
+ */
+bool sysdisk_in_use (const char *path, char *why, size_t whylen);
+/* The whole-disk device name ("vda") holding the running root or the boot
+ * medium, or NULL.  Caller frees.
+ */
+char *sysdisk_boot_disk (void);
+/* JSON array of the machine's whole disks: name, path, size, model,
+ * rotational, in_use, boot.  NULL on failure.
+ */
+json_t *sysdisk_list (void);
+
+/* ---- inventory.c: what libblkid finds on a disk ---- */
+
+/* JSON object: size, sector sizes, pttype, ptuuid, partitions[] (number,
+ * start, size, type, uuid, fstype, fsuuid, label), fstype/uuid of the
+ * whole disk.  Never NULL unless out of memory; probe failures leave
+ * fields out.
+ */
+json_t *inventory_probe (struct disk *d);
+
+/* ---- target.c: the one place that writes disks ---- */
+
+struct target {
+  char *path;        /* owned */
+  int fd;            /* buffered O_RDWR */
+  int dfd;           /* O_DIRECT, or -1 */
+  uint64_t size;     /* the writable size: the source disk's size */
+  uint64_t dev_size; /* the target's own size (>= size) */
+  bool is_blk;
+  bool known_zero;   /* a file we created: reads as zeros until written */
+  bool zero_ioctl_ok, punch_ok, zero_range_ok; /* fast zeroing paths */
+};
+/* Opens PATH for writing SIZE bytes: refuses one that is in use or too
+ * small; a missing file is created, a short file is extended.  With
+ * dry_run nothing is created or changed (the checks still run).
+ */
+int target_open (struct target *t, const char *path, uint64_t size,
+                 bool dry_run);
+/* Writes; [off, off+n) must lie inside t->size. */
+int target_write (struct target *t, const void *buf, size_t n, uint64_t off);
+/* Makes [off, off+n) read as zeros by the cheapest means that works. */
+int target_zero (struct target *t, uint64_t off, uint64_t n);
+/* Reads (for delta hashing and verify). */
+int target_read (struct target *t, void *buf, size_t n, uint64_t off);
+int target_flush (struct target *t);
+void target_close (struct target *t);
+
+/* ---- client.c: the client end of the data channel ---- */
+
+struct src_disk {
+  uint32_t id;
+  uint64_t size;
+  uint32_t lsec, psec;
+  char path[256];
+};
+/* One authenticated connection to a source.  Owned by its creator; not
+ * shared between threads.
+ */
+struct src {
+  struct conn *c;
+  struct tls_ctx *tls;  /* shared, not owned */
+  uint32_t features;
+  uint32_t ndisks;
+  uint64_t next_id;
+};
+/* Connects, authenticates, exchanges HELLO. */
+struct src *src_connect (const char *addr, struct tls_ctx *tls,
+                         int timeout_ms);
+void src_close (struct src *s);
+/* Fetches the inventory (parsed JSON, caller owns) and fills disks[] (at
+ * most RW_MAX_DISKS, *n set), each validated.
+ */
+int src_inventory (struct src *s, json_t **inv, struct src_disk *disks,
+                   uint32_t *n);
+/* SHA-256 of a whole source disk. */
+int src_digest (struct src *s, uint32_t disk, uint64_t size, uint8_t out[32]);
+
+/* ---- pull.c: the replication engine ---- */
+
+enum { PULL_FULL = 0, PULL_DELTA, PULL_AUTO, PULL_VERIFY };
+
+struct pull_map {
+  uint32_t disk;        /* source disk id */
+  const char *target;   /* path of the target */
+};
+
+struct pull_disk_progress {
+  uint32_t disk;
+  const char *target;
+  uint64_t size;        /* bytes to cover */
+  uint64_t done;        /* bytes covered so far */
+  double rate;          /* bytes/s over the last seconds */
+  double eta;           /* seconds, < 0 if unknown */
+};
+typedef void (*pull_progress_fn) (const struct pull_disk_progress *p,
+                                  size_t n, bool final, void *opaque);
+
+struct pull_opts {
+  const char *source;          /* host[:port] */
+  const struct rw_secret *secret;
+  const struct pull_map *map;  /* which disk to which target */
+  size_t nmap;
+  int mode;                    /* PULL_* */
+  int streams;                 /* parallel connections (default 4) */
+  uint32_t req_size;           /* bytes per READ (default 1 MiB) */
+  int inflight;                /* requests in flight per stream */
+  uint64_t max_rate;           /* bytes/s on the wire, 0 = unlimited */
+  bool verify;                 /* compare SHA-256 of both ends at the end */
+  bool dry_run;
+  pull_progress_fn progress;   /* may be NULL; called about every 0.5 s */
+  void *opaque;
+  volatile int *cancel;        /* set non-zero to stop; may be NULL */
+};
+
+struct pull_disk_result {
+  uint32_t disk;
+  char *target;                /* owned */
+  uint64_t size;
+  uint64_t zero_bytes;         /* written as zero without data */
+  uint64_t data_bytes;         /* bytes pulled as data */
+  uint64_t changed_bytes;      /* delta: bytes that differed */
+  bool verified;
+  char sha256[65];             /* hex, when verify ran */
+};
+
+struct pull_result {
+  size_t n;
+  struct pull_disk_result *disks;  /* owned */
+  uint64_t disk_bytes, zero_bytes, data_bytes, wire_bytes, changed_bytes;
+  double seconds, hash_seconds, transfer_seconds;
+  bool ok;
+  char error[256];             /* the first error, when !ok */
+};
+
+/* Runs a sync; returns 0 when every disk is done, flushed and (with verify)
+ * identical.  The result is filled either way; free it with
+ * pull_result_free.
+ */
+int pull_run (const struct pull_opts *o, struct pull_result *r);
+void pull_result_free (struct pull_result *r);
+/* The --stats-json object.  Caller owns. */
+json_t *pull_result_json (const struct pull_result *r);
+
+/* ---- source.c: the server end (rw-source) ---- */
+
+struct source_opts {
+  const char *listen;          /* addr[:port] */
+  const char *const *disks;    /* paths */
+  size_t ndisks;
+  const struct rw_secret *secret;
+  int max_clients;             /* concurrent connections */
+  const char *pidfile;         /* written once listening, may be NULL */
+  const char *portfile;        /* the bound port, may be NULL */
+};
+/* Serves until *quit becomes non-zero (signal handler).  0 on clean stop. */
+int source_serve (const struct source_opts *o, volatile int *quit);
+
+#endif /* RW_H */
