@@ -99,7 +99,7 @@ lint:
 
 demo: deps all
 	@scripts/deps test
-	@tests/demo/run $(BUILD)
+	@scripts/demo $(BUILD)
 
 bench: deps all
 	@scripts/deps test bench
