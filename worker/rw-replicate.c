@@ -84,6 +84,13 @@ summary (const struct pull_result *r, int mode)
   char a[32], b[32], c[32], d[32];
   double rate = r->seconds > 0 ? r->disk_bytes / r->seconds : 0;
 
+  bool any_delta = false;
+
+  for (size_t i = 0; i < r->n; i++)
+    if (r->disks[i].mode && strcmp (r->disks[i].mode, "full") != 0)
+      any_delta = true;
+  if (!r->ok && r->disk_bytes == 0)
+    return;                     /* failed before any disk was set up */
   util_human_bytes (r->disk_bytes, a, sizeof a);
   util_human_bytes (r->data_bytes, b, sizeof b);
   util_human_bytes (r->wire_bytes, c, sizeof c);
@@ -92,7 +99,8 @@ summary (const struct pull_result *r, int mode)
             "wire%s", mode == PULL_VERIFY ? "verify" : "sync", r->n,
             r->n == 1 ? "" : "s", a, r->seconds, d, b, c,
             r->ok ? "" : " (FAILED)");
-  if (mode != PULL_FULL) {
+  (void) mode;
+  if (any_delta) {
     util_human_bytes (r->changed_bytes, a, sizeof a);
     log_info ("changed: %s; hashing %.2f s, transfer %.2f s", a,
               r->hash_seconds, r->transfer_seconds);
