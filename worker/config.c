@@ -71,6 +71,8 @@ static const struct key keys[] = {
   { "secret", T_SECRET, "",
     "The control secret itself, literally (lab only: the kernel command "
     "line is readable by every process).  Overrides `secret_file`." },
+  { "syslog", T_BOOL, "1",
+    "1: also log to syslog when /dev/log exists." },
   { "state_dir", T_PATH, "/var/lib/rw",
     "Directory for the worker's state (last job results, reports)." },
   { "prepare_cmd", T_COMMAND, "rw-prepare",

@@ -537,16 +537,19 @@ void ctl_reader_free (struct ctl_reader *r);
  */
 int ctl_read_line (struct conn *c, struct ctl_reader *r, char **line,
                    size_t *len);
-/* Sends MSG as one line; -1 if it exceeds CTL_MAX_MSG or on error. */
+/* Sends MSG as one line; -2 (nothing sent) if it exceeds CTL_MAX_MSG,
+ * -1 on error.
+ */
 int ctl_send (struct conn *c, json_t *msg);
 /* Replies; steal result (NULL: empty object). */
 int ctl_reply_ok (struct conn *c, json_int_t id, json_t *result);
 int ctl_reply_error (struct conn *c, json_int_t id, const char *code,
                      const char *fmt, ...) RW_ATTR_PRINTF (4, 5);
 /* Client side: connects to HOST[:PORT] (default CTL_DEFAULT_PORT) and
- * completes the TLS handshake.
+ * completes the TLS handshake.  T (TLS_CLIENT, TLS_LABEL_CONTROL) must
+ * outlive the connection.
  */
-struct conn *ctl_connect (const char *worker, const struct rw_secret *sec,
+struct conn *ctl_connect (const char *worker, struct tls_ctx *t,
                           int timeout_ms);
 
 /* ---- job.c: the worker's jobs (one at a time) ---- */
