@@ -129,6 +129,8 @@ int net_split_hostport (const char *s, int defport, char **host, char **port);
 int net_listen (const char *addr, int defport, int *port_out);
 /* Connects with a timeout; returns the fd. */
 int net_connect (const char *addr, int defport, int timeout_ms);
+/* Large socket buffers and TCP_NODELAY for a data connection. */
+void net_tune (int fd);
 
 /* ---- tls.c: every TLS call lives here ---- */
 
@@ -381,6 +383,28 @@ int pull_run (const struct pull_opts *o, struct pull_result *r);
 void pull_result_free (struct pull_result *r);
 /* The --stats-json object.  Caller owns. */
 json_t *pull_result_json (const struct pull_result *r);
+
+/* ---- hashes.c: chunk hashes for delta syncs ---- */
+
+typedef int (*hashes_read_fn) (void *opaque, void *buf, size_t n,
+                               uint64_t off);
+/* True when [off, off+len) is known to read as zeros without reading. */
+typedef bool (*hashes_hole_fn) (void *opaque, uint64_t off, uint64_t len);
+/* Checks a HASHES range against a disk of SIZE bytes; fills err. */
+int hashes_check (uint64_t size, uint64_t off, uint32_t count, uint32_t chunk,
+                  char *err, size_t errlen);
+/* XXH3-128 (canonical, big-endian) of n bytes. */
+void hashes_of (const void *p, size_t n, uint8_t out[RW_HASH_LEN]);
+/* Hashes COUNT chunks from OFF (the last may be short at the disk's end)
+ * into out (count x RW_HASH_LEN).  buf: RW_MAX_READ bytes, aligned.
+ */
+int hashes_compute (hashes_read_fn rd, hashes_hole_fn hole, void *opaque,
+                    uint64_t size, uint64_t off, uint32_t count,
+                    uint32_t chunk, uint8_t *out, uint8_t *buf);
+/* The source's HASHES request handler. */
+int source_hashes (struct conn *c, struct disk *d, uint32_t disk,
+                   uint64_t id, struct rbuf *r, uint8_t *out, size_t cap,
+                   uint8_t *buf);
 
 /* ---- source.c: the server end (rw-source) ---- */
 
