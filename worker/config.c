@@ -247,29 +247,37 @@ check_hostname (const char *v)
   return NULL;
 }
 
+/* [ADDR][:PORT], "[V6]:PORT" or a bare IPv6 address; PORT 1..65535. */
 static const char *
 check_hostport (const char *v)
 {
-  char *host = NULL, *port = NULL;
-  const char *why = NULL, *p;
+  const char *port = NULL, *p;
   long n = 0;
 
   if (*v == '\0')
     return "empty address";
-  if (net_split_hostport (v, 5995, &host, &port) == -1)
-    return "expected [ADDR][:PORT]";
+  if (v[0] == '[') {
+    p = strchr (v, ']');
+    if (p == NULL || (p[1] != '\0' && p[1] != ':'))
+      return "expected [ADDR][:PORT]";
+    if (p[1] == ':')
+      port = p + 2;
+  }
+  else {
+    p = strchr (v, ':');
+    if (p != NULL && strchr (p + 1, ':') == NULL)
+      port = p + 1;             /* more than one ':': a bare IPv6 */
+  }
+  if (port == NULL)
+    return NULL;
   if (port[0] == '\0' || strlen (port) > 5)
-    why = "bad port";
-  for (p = port; why == NULL && *p != '\0'; p++) {
+    return "bad port";
+  for (p = port; *p != '\0'; p++) {
     if (!isdigit ((unsigned char) *p))
-      why = "bad port";
+      return "bad port";
     n = n * 10 + (*p - '0');
   }
-  if (why == NULL && n > 65535)
-    why = "port out of range";
-  free (host);
-  free (port);
-  return why;
+  return n >= 1 && n <= 65535 ? NULL : "port out of range";
 }
 
 static const char *

@@ -446,6 +446,8 @@ ctl_read_line (struct conn *c, struct ctl_reader *r, char **line,
       r->start = 0;
     }
     n = c->recv (c, r->buf + r->len, READER_CAP - r->len);
+    if (n == -1 && errno == EINTR)
+      continue;
     if (n == 0 || (n == -1 && c->eof))
       return 0;
     if (n < 0)

@@ -748,9 +748,7 @@ client_thread (void *arg)
   struct conn *c;
 
   c = tls_handshake (s->tls, cl->fd, HANDSHAKE_MS);
-  if (c == NULL)
-    log_warn ("control: a client failed to authenticate");
-  else {
+  if (c != NULL) {               /* tls.c said why it failed */
     pthread_mutex_lock (&s->lock);
     s->conns[cl->slot] = c;
     pthread_mutex_unlock (&s->lock);

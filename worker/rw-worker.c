@@ -139,11 +139,25 @@ main (int argc, char **argv)
   else if (access ("/proc/cmdline", R_OK) == 0
            && config_load_cmdline_file (cfg, "/proc/cmdline") == -1)
     r = -1;
-  for (i = 0; opt_key[i] != NULL; i++)
-    if (opt_val[i] != NULL
-        && config_set (cfg, opt_key[i], opt_val[i], CONFIG_FROM_OPTION,
-                       "option") == -1)
+  for (i = 0; opt_key[i] != NULL; i++) {
+    char *abs = NULL;
+    const char *v = opt_val[i];
+    if (v == NULL)
+      continue;
+    /* Options may name relative paths: make them absolute. */
+    if (i > 0 && v[0] != '/' && v[0] != '\0') {
+      char *cwd = getcwd (NULL, 0);
+      if (cwd == NULL || asprintf (&abs, "%s/%s", cwd, v) == -1) {
+        fprintf (stderr, "rw-worker: out of memory\n");
+        exit (EXIT_FAILURE);
+      }
+      free (cwd);
+      v = abs;
+    }
+    if (config_set (cfg, opt_key[i], v, CONFIG_FROM_OPTION, "option") == -1)
       r = -1;
+    free (abs);
+  }
   if (r == -1)
     exit (EXIT_FAILURE);
 
