@@ -3,6 +3,7 @@
  */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,6 +174,13 @@ src_inventory (struct src *s, json_t **inv, struct src_disk *disks,
     sd->lsec = ls;
     sd->psec = ps;
     snprintf (sd->path, sizeof sd->path, "%s", path);
+    {
+      const char *host = json_string_value (json_object_get (root, "host"));
+      const char *pt = json_string_value (json_object_get (d, "ptuuid"));
+      snprintf (sd->identity, sizeof sd->identity, "%.128s:%.255s:%llu:%.64s",
+                host ? host : "?", path, (unsigned long long) sd->size,
+                pt ? pt : "-");
+    }
   }
   *n = s->ndisks;
   *inv = root;

@@ -52,7 +52,7 @@ net_split_hostport (const char *s, int defport, char **host, char **port)
     long v;
     char what[64];
     snprintf (what, sizeof what, "port in '%.40s'", s);
-    if (util_parse_int (what, p, 1, 65535, &v) < 0)
+    if (util_parse_int (what, p, 0, 65535, &v) < 0)
       return -1;
   }
   else
@@ -163,6 +163,10 @@ net_connect (const char *addr, int defport, int timeout_ms)
     return -1;
   if (!*host) {
     log_error ("address '%s' names no host", addr);
+    goto out;
+  }
+  if (strcmp (port, "0") == 0) {
+    log_error ("address '%s': port 0 is not a port to connect to", addr);
     goto out;
   }
   hints.ai_family = AF_UNSPEC;

@@ -405,6 +405,11 @@ source_build_inventory (struct server *srv)
     json_array_append_new (arr, d);
   }
   json_object_set_new (root, "version", json_integer (RW_PROTO_VERSION));
+  {
+    char host[256] = "";
+    gethostname (host, sizeof host - 1);
+    json_object_set_new (root, "host", json_string (host));
+  }
   json_object_set_new (root, "disks", arr);
   arr = NULL;
   srv->inventory = json_dumps (root, JSON_COMPACT);

@@ -184,11 +184,15 @@ tls_ctx_new (int role, const struct rw_secret *secret, const char *label)
   SSL_CTX_clear_options (t->ctx, SSL_OP_ALLOW_NO_DHE_KEX);
   SSL_CTX_set_session_cache_mode (t->ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_mode (t->ctx, SSL_MODE_AUTO_RETRY);
-  SSL_CTX_set_verify (t->ctx, SSL_VERIFY_PEER, NULL);
-  if (role == TLS_SERVER)
+  if (role == TLS_SERVER) {
+    SSL_CTX_set_session_id_context (t->ctx, (const unsigned char *) "rw", 2);
     SSL_CTX_set_psk_find_session_callback (t->ctx, tls_find_session_cb);
-  else
+  }
+  else {
+    /* No trust anchors: a server certificate can never be accepted. */
+    SSL_CTX_set_verify (t->ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_psk_use_session_callback (t->ctx, tls_use_session_cb);
+  }
   return t;
 
  out_ctx:
