@@ -753,10 +753,10 @@ client_thread (void *arg)
     s->conns[cl->slot] = c;
     pthread_mutex_unlock (&s->lock);
     cl->c = c;
-    log_info ("control: %s connected", c->peer);
+    log_debug ("control: %s connected", c->peer);
     if (!quit)
       serve (cl);
-    log_info ("control: %s disconnected", c->peer);
+    log_debug ("control: %s disconnected", c->peer);
     pthread_mutex_lock (&s->lock);
     s->conns[cl->slot] = NULL;
     pthread_mutex_unlock (&s->lock);

@@ -225,10 +225,11 @@ sync_progress (const struct pull_disk_progress *p, size_t n, bool final,
   disks = json_array ();
   for (i = 0; disks != NULL && i < n; i++) {
     json_array_append_new (disks, json_pack (
-      "{sIsssIsIsfsf}", "disk", (json_int_t) p[i].disk,
+      "{sIsssIsIsfsfss}", "disk", (json_int_t) p[i].disk,
       "target", p[i].target ? p[i].target : "",
       "size", (json_int_t) p[i].size, "done", (json_int_t) p[i].done,
-      "rate", p[i].rate, "eta", p[i].eta));
+      "rate", p[i].rate, "eta", p[i].eta,
+      "phase", p[i].phase ? p[i].phase : "copy"));
     size += p[i].size;
     done += p[i].done;
     rate += p[i].rate;
@@ -264,6 +265,7 @@ run_pull (struct job *j)
   o.max_rate = p->max_rate;
   o.verify = p->verify;
   o.dry_run = p->dry_run;
+  o.state_dir = j->state_dir;
   o.progress = sync_progress;
   o.opaque = j;
   o.cancel = &j->cancel;

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "rw.h"
 
@@ -42,6 +44,7 @@ usage (FILE *fp)
 "  prepare [--wait] DISK...\n"
 "  attach [--job N]\n"
 "  shutdown [--reboot] [--force]\n"
+"  raw < JSON-LINES     (send requests as they are; no hello first)\n"
 "The worker's port defaults to %d.  See docs/control-api.md.\n",
            CTL_DEFAULT_PORT);
 }
@@ -435,6 +438,55 @@ parse_cmd_args (int argc, char **argv, const char *allowed,
 
 /* ---- commands ---- */
 
+/* raw: sends standard input as it is (JSON lines, hello not sent for
+ * you), then prints one reply line per non-blank input line (events
+ * too), waiting at most 10 s for each.  For tests and debugging.
+ */
+static int
+cmd_raw (void)
+{
+  static char buf[65536];
+  struct timeval tv = { .tv_sec = 10, .tv_usec = 0 };
+  size_t want = 0, i;
+  bool blank = true;
+  ssize_t n;
+  char *line;
+  size_t len;
+  int r;
+
+  while ((n = read (0, buf, sizeof buf)) > 0) {
+    for (i = 0; i < (size_t) n; i++) {
+      if (buf[i] == '\n') {
+        want += !blank;
+        blank = true;
+      }
+      else if (buf[i] != ' ' && buf[i] != '\r')
+        blank = false;
+    }
+    if (conn_write_full (conn, buf, (size_t) n) == -1) {
+      log_error ("write to the worker: %m");
+      return 1;
+    }
+  }
+  if (!blank) {                 /* a last line without newline */
+    conn_write_full (conn, "\n", 1);
+    want++;
+  }
+  setsockopt (conn->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  while (want > 0) {
+    r = ctl_read_line (conn, &rd, &line, &len);
+    if (r != 1) {
+      log_error ("no reply from the worker");
+      return 1;
+    }
+    printf ("%s\n", line);
+    if (strstr (line, "\"event\"") == NULL)
+      want--;
+  }
+  fflush (stdout);
+  return 0;
+}
+
 static int
 cmd_simple (const char *req, json_t *args)
 {
@@ -694,6 +746,13 @@ main (int argc, char **argv)
   if (conn == NULL)
     exit (EXIT_CONN);
   ctl_reader_init (&rd);
+  if (strcmp (argv[optind], "raw") == 0) {
+    r = cmd_raw ();
+    ctl_reader_free (&rd);
+    conn_free (conn);
+    tls_ctx_free (tls);
+    exit (r);
+  }
   rep = call ("hello", json_pack ("{sssi}", "client", "rw-ctl " RW_VERSION,
                                   "version", CTL_PROTO_VERSION), NULL);
   if (check_reply (rep) != 0)
