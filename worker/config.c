@@ -65,7 +65,8 @@ static const struct key keys[] = {
   { "debug", T_BOOL, "0",
     "1: debug messages on the console and in the logs." },
   { "control", T_HOSTPORT, ":5995",
-    "Control channel listen address `[ADDR][:PORT]`; empty ADDR: all." },
+    "Control channel listen address `[ADDR][:PORT]`; empty ADDR: all "
+    "addresses; port 0: any free port (see `--portfile`)." },
   { "secret_file", T_PATH, "/etc/rw/secret",
     "File holding the control channel's secret (16..4096 bytes)." },
   { "secret", T_SECRET, "",
@@ -247,7 +248,9 @@ check_hostname (const char *v)
   return NULL;
 }
 
-/* [ADDR][:PORT], "[V6]:PORT" or a bare IPv6 address; PORT 1..65535. */
+/* [ADDR][:PORT], "[V6]:PORT" or a bare IPv6 address; PORT 0..65535
+ * (0: any free port, for tests with --portfile).
+ */
 static const char *
 check_hostport (const char *v)
 {
@@ -277,7 +280,7 @@ check_hostport (const char *v)
       return "bad port";
     n = n * 10 + (*p - '0');
   }
-  return n >= 1 && n <= 65535 ? NULL : "port out of range";
+  return n <= 65535 ? NULL : "port out of range";
 }
 
 static const char *

@@ -124,7 +124,7 @@ START_TEST (cmdline_bad_values)
     "rw.gateway=10.0.0", "rw.dns=1.1.1.1,,8.8.8.8", "rw.dns=1.1.1.1,x",
     "rw.debug=2", "rw.debug=", "rw.iface=a_very_long_interface_name",
     "rw.iface=eth/0", "rw.hostname=", "rw.hostname=a..b",
-    "rw.hostname=bad_name", "rw.control=:0", "rw.control=:99999",
+    "rw.hostname=bad_name", "rw.control=:123456", "rw.control=:99999",
     "rw.control=[::1",
     "rw.control=:http", "rw.secret_file=relative", "rw.state_dir=",
     "rw.secret=short", "rw.hostname", "rw.ip=\"1.2.3.4/24\x01\"",
