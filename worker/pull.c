@@ -813,6 +813,7 @@ pull_run (const struct pull_opts *o, struct pull_result *res)
   }
   p.rate_t0 = util_now ();
   t_xfer = util_now ();
+  p.started = true;
   if (pull_transfer (&p) < 0)
     goto out;
   res->transfer_seconds = util_now () - t_xfer;
@@ -863,7 +864,8 @@ pull_run (const struct pull_opts *o, struct pull_result *res)
       pull_save_ckpt (&p, d, true);
     }
   }
-  if (r < 0 && p.nd > 0 && !o->dry_run && o->mode != PULL_VERIFY)
+  /* Only a transfer that started has progress worth recording. */
+  if (r < 0 && p.started && !o->dry_run && o->mode != PULL_VERIFY)
     pull_checkpoint (&p);
   res->hash_seconds += p.hash_seconds;
   if (s) {

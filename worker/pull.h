@@ -80,6 +80,7 @@ struct pull {
   int inflight, nstreams;
   struct stream *streams;
   bool any_delta;
+  bool started;                 /* the transfer began: checkpoints count */
   pthread_mutex_t lock;         /* dispenser, first error, diffs */
   size_t cur;
   volatile int stop;
