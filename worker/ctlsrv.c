@@ -382,7 +382,7 @@ preflight (json_t *args)
       if (strcmp (json_string_value (json_object_get (e, "severity")),
                   "error") == 0)
         ok = false;
-    return json_pack ("{sbsos{sssO}}", "ok", ok, "findings", f,
+    return json_pack ("{sbsos{ssso}}", "ok", ok, "findings", f,
                       "source", "address", source, "disks", sdisks);
   }
 }

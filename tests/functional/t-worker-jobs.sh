@@ -11,10 +11,10 @@ WORKER_ARGS=(--shutdown-cmd "touch $T/powered-off")
 start_worker
 S=(--source "$SRC" --source-secret-file "$T/secret")
 
-# A slow sync (4 MiB/s: about 2 s); its waiting client is killed.
+# A slow sync (2 MiB/s: about 4 s); its waiting client is killed.
 start_bg waiter "$RW_BIN/rw-ctl" --worker "$WORKER" \
   --secret-file "$T/wsecret" sync "${S[@]}" --map 0="$T/t.img" \
-  --mode full --max-rate 4M --wait
+  --mode full --max-rate 2M --wait
 waiter=$LAST_PID
 wait_progress 1 10 || fail "the sync did not start"
 kill -9 "$waiter"
