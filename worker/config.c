@@ -601,11 +601,14 @@ config_parse_file_text (struct config *c, const char *text, size_t len,
       continue;
     lineno++;
     snprintf (where, sizeof where, "%s:%zu", name, lineno);
-    line = strndup (text + start, i - start);
+    /* A copy of the whole line: strndup would stop at a NUL byte. */
+    line = malloc (i - start + 1);
     if (line == NULL) {
-      log_error ("strndup: %m");
+      log_error ("malloc: %m");
       return -1;
     }
+    memcpy (line, text + start, i - start);
+    line[i - start] = '\0';
     if (strlen (line) != i - start) {
       log_error ("%s: NUL byte", where);
       r = -1;

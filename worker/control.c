@@ -415,12 +415,19 @@ ctl_read_line (struct conn *c, struct ctl_reader *r, char **line,
     }
   }
   for (;;) {
-    nl = r->len ? memchr (r->buf + r->start, '\n', r->len) : NULL;
+    /* Only the bytes not searched yet: a peer sending one byte at a
+     * time must not make this quadratic.
+     */
+    nl = r->len > r->scanned
+      ? memchr (r->buf + r->start + r->scanned, '\n', r->len - r->scanned)
+      : NULL;
+    r->scanned = r->len;
     if (nl != NULL) {
       size_t n1 = (size_t) (nl - (r->buf + r->start));
       char *p = r->buf + r->start;
       r->start += n1 + 1;
       r->len -= n1 + 1;
+      r->scanned = 0;
       if (r->discard) {         /* the tail of an oversize line */
         r->discard = false;
         continue;
@@ -436,7 +443,7 @@ ctl_read_line (struct conn *c, struct ctl_reader *r, char **line,
     }
     if (r->len > CTL_MAX_MSG || (r->discard && r->len > 0)) {
       bool first = !r->discard;
-      r->start = r->len = 0;    /* drop what we have of it */
+      r->start = r->len = r->scanned = 0;  /* drop what we have of it */
       r->discard = true;
       if (first)
         return 2;

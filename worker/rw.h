@@ -609,6 +609,7 @@ int ctl_req_type (const char *name);
 struct ctl_reader {
   char *buf;
   size_t start, len;   /* unread bytes are buf[start, start+len) */
+  size_t scanned;      /* of which the first 'scanned' hold no '\n' */
   bool discard;        /* skipping the rest of an oversize line */
 };
 void ctl_reader_init (struct ctl_reader *r);
