@@ -559,14 +559,9 @@ h_attach (struct client *cl, struct ctl_req *rq)
       r = -1;
       break;
     }
-    json_array_foreach (ev, i, e) {
-      after = (uint64_t) json_integer_value (json_object_get (e, "seq"));
-      if (r == 0 && ctl_send (cl->c, e) != 0)
-        r = -1;
-      last_sent = util_now ();
-    }
-    json_decref (ev);
-    /* Warnings and errors logged meanwhile, as "log" events. */
+    /* Warnings and errors logged meanwhile, as "log" events, before the
+     * job's own events (a failure's cause comes before the failure).
+     */
     logs = ring_tail (cl->s->ring, 100, logseq, RW_LOG_WARN, &logseq);
     json_array_foreach (logs, i, e) {
       json_t *m = json_pack ("{sssIsO}", "event", "log", "job",
@@ -576,6 +571,13 @@ h_attach (struct client *cl, struct ctl_req *rq)
       json_decref (m);
     }
     json_decref (logs);
+    json_array_foreach (ev, i, e) {
+      after = (uint64_t) json_integer_value (json_object_get (e, "seq"));
+      if (r == 0 && ctl_send (cl->c, e) != 0)
+        r = -1;
+      last_sent = util_now ();
+    }
+    json_decref (ev);
     if (r == 0 && !ended && util_now () - last_sent >= HEARTBEAT_S) {
       json_t *st = job_status (j);
       json_t *m = json_pack ("{sssIso}", "event", "heartbeat", "job",
