@@ -212,7 +212,8 @@ show_result (json_t *res)
 
   json_array_foreach (disks, i, d) {
     json_t *sha = json_object_get (d, "sha256");
-    printf ("  disk %" JSON_INTEGER_FORMAT " -> %s: %s, %s data, %s zero%s%s\n",
+    printf ("  disk %" JSON_INTEGER_FORMAT
+            " -> %s: %s, %s data, %s zero%s%s\n",
             json_integer_value (json_object_get (d, "disk")),
             json_string_value (json_object_get (d, "target")),
             hb (json_object_get (d, "size"), a, sizeof a),

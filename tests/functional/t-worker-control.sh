@@ -9,10 +9,12 @@
 start_worker
 
 ctl hello > "$T/hello" || fail "hello failed"
-grep -q "rw-worker .* (control protocol 1)" "$T/hello" || fail "hello: $(cat "$T/hello")"
+grep -q "rw-worker .* (control protocol 1)" "$T/hello" \
+  || fail "hello: $(cat "$T/hello")"
 ctl --json hello > "$T/hello.json"
 [ "$(jget "$T/hello.json" "j['product']")" = rw-worker ] || fail "hello json"
-[ "$(jget "$T/hello.json" "'sync' in j['requests']")" = True ] || fail "requests"
+[ "$(jget "$T/hello.json" "'sync' in j['requests']")" = True ] \
+  || fail "requests"
 ctl --json status > "$T/st.json"
 [ "$(jget "$T/st.json" "j['state']")" = idle ] || fail "not idle"
 [ "$(jget "$T/st.json" "j['job']")" = None ] || fail "a job before any"
@@ -89,7 +91,8 @@ check_reply 15 '"id":12,"ok":true'
 python3 -c '
 import sys
 sys.stdout.write("{\"id\":1,\"request\":\"hello\"}\n")
-sys.stdout.write("{\"id\":2,\"request\":\"hello\",\"args\":{\"client\":\"" + "x" * 3000000 + "\"}}\n")
+sys.stdout.write("{\"id\":2,\"request\":\"hello\",\"args\":"
+                 "{\"client\":\"" + "x" * 3000000 + "\"}}\n")
 sys.stdout.write("{\"id\":3,\"request\":\"status\"}\n")' > "$T/big"
 ctl raw < "$T/big" > "$T/replies" || fail "raw (oversize) failed"
 check_reply 1 '"id":1,"ok":true'

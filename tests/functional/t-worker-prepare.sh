@@ -25,7 +25,8 @@ cat > "$T/fake-prepare" <<SH
 report=\$4; shift 4
 echo "inspecting \$*"
 echo "to stderr" >&2
-printf '{"ok": true, "disks": ["%s"], "changes": ["virtio"]}\n' "\$1" > "\$report"
+printf '{"ok": true, "disks": ["%s"], "changes": ["virtio"]}\n' "\$1" \
+  > "\$report"
 [ ! -e "$T/FAIL" ] || { echo "conversion failed"; exit 3; }
 echo "done"
 SH

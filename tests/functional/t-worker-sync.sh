@@ -22,7 +22,8 @@ ctl --json preflight "${S[@]}" --map 0="$T/t0.img" --map 1="$T/t1.img" \
   > "$T/pf.json" || fail "preflight failed"
 [ "$(jget "$T/pf.json" "j['ok']")" = True ] || fail "preflight not ok"
 [ "$(jget "$T/pf.json" "sorted(f['code'] for f in j['findings'])")" \
-  = "['target-created', 'target-created']" ] || fail "findings: $(cat "$T/pf.json")"
+  = "['target-created', 'target-created']" ] \
+  || fail "findings: $(cat "$T/pf.json")"
 [ "$(jget "$T/pf.json" "[d['size'] for d in j['source']['disks']]")" \
   = "[$((8 << 20)), $((16 << 20))]" ] || fail "source disks"
 [ ! -e "$T/t0.img" ] || fail "preflight created a target"
@@ -31,7 +32,8 @@ ctl --json preflight "${S[@]}" --map 0="$T/t0.img" --map 1="$T/t1.img" \
 if ctl preflight "${S[@]}" --map 7="$T/t7.img" > "$T/pf"; then
   fail "preflight passed with a missing source disk"
 fi
-grep -q "^error  *no-such-source-disk" "$T/pf" || fail "no missing-disk finding"
+grep -q "^error  *no-such-source-disk" "$T/pf" \
+  || fail "no missing-disk finding"
 # An unreachable source.
 if ctl preflight --source 127.0.0.1:"$(free_port)" \
      --source-secret-file "$T/secret" --map 0="$T/t0.img" > "$T/pf"; then
@@ -61,7 +63,8 @@ dd if=/dev/urandom of="$T/t1.img" bs=4K count=1 seek=100 conv=notrunc \
   status=none
 ctl --json sync "${S[@]}" --map 0="$T/t0.img" --map 1="$T/t1.img" \
   --mode delta --wait > "$T/delta.json" || fail "delta failed"
-[ "$(jget "$T/delta.json" "j['result']['state']")" = done ] || fail "delta state"
+[ "$(jget "$T/delta.json" "j['result']['state']")" = done ] \
+  || fail "delta state"
 changed=$(jget "$T/delta.json" "j['result']['result']['changed_bytes']")
 [ "$changed" -gt 0 ] && [ "$changed" -lt $((1 << 20)) ] \
   || fail "delta changed $changed bytes"
