@@ -29,6 +29,7 @@
 #include "rw.h"
 
 #define PROGRESS_INTERVAL 1.0   /* seconds between progress events */
+#define CONSOLE_INTERVAL 10.0   /* ... between progress log lines */
 #define PREPARE_LINE_MAX 4096
 #define PREPARE_REPORT_MAX (16u << 20)
 
@@ -46,6 +47,7 @@ struct job {
   json_t *result;               /* the final summary, owned */
   char error[512];
   double last_progress;         /* monotonic time of the last event */
+  double last_console;          /* ... of the last progress log line */
   volatile int cancel;          /* read by pull_run */
   pid_t child;                  /* prepare: the running child, or 0 */
   struct job_params *p;         /* owned */
@@ -213,6 +215,7 @@ sync_progress (const struct pull_disk_progress *p, size_t n, bool final,
   json_t *disks, *data;
   uint64_t size = 0, done = 0;
   double rate = 0, eta;
+  bool console;
   size_t i;
 
   pthread_mutex_lock (&j->lock);
@@ -243,8 +246,19 @@ sync_progress (const struct pull_disk_progress *p, size_t n, bool final,
   pthread_mutex_lock (&j->lock);
   json_decref (j->progress);
   j->progress = json_incref (data);
+  console = final || now - j->last_console >= CONSOLE_INTERVAL;
+  if (console)
+    j->last_console = now;
   pthread_mutex_unlock (&j->lock);
   job_event (j, "progress", data);
+  if (console) {                /* the worker's console shows progress */
+    char a[32], b[32], r[32];
+    log_info ("job %" PRIu64 ": %.1f%% %s of %s, %s/s, ETA %.0f s", j->id,
+              size ? 100.0 * (double) done / (double) size : 100.0,
+              util_human_bytes (done, a, sizeof a),
+              util_human_bytes (size, b, sizeof b),
+              util_human_bytes ((uint64_t) rate, r, sizeof r), eta);
+  }
 }
 
 static void
