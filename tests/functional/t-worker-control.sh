@@ -102,4 +102,18 @@ check_reply 3 '"id":3,"ok":true'
 kill -0 "$WORKER_PID" || fail "rw-worker died"
 grep -q "message over 1048576 bytes refused" "$T/worker.log" \
   || fail "the oversize message was not logged"
+
+# rw.secret (a literal secret on the kernel command line) overrides the
+# secret file.
+kill "$WORKER_PID"
+wait "$WORKER_PID" 2> /dev/null || true
+printf 'lab-secret-0123456789\n' > "$T/lab"
+WORKER_CMDLINE="rw.secret=lab-secret-0123456789"
+start_worker
+if ctl status > /dev/null 2>&1; then
+  fail "the secret file still works with rw.secret set"
+fi
+"$RW_BIN/rw-ctl" --worker "$WORKER" --secret-file "$T/lab" status \
+  > /dev/null || fail "rw.secret does not work"
+! grep -q lab-secret "$T/worker.log" || fail "rw.secret was logged"
 echo ok
