@@ -43,6 +43,7 @@ usage (FILE *f)
 "  --state-dir DIR       checkpoints of block-device targets\n"
 "                        (default %s)\n"
 "  --stats-json FILE     write a JSON summary at the end\n"
+"  --inventory           print the source's inventory (JSON) and exit\n"
 "  --progress, --no-progress  force the progress display on or off\n"
 "  -q, --quiet           errors only\n"
 "  -v, --verbose         debug messages\n"
@@ -111,6 +112,31 @@ summary (const struct pull_result *r, int mode)
   }
 }
 
+/* --inventory: what the source serves, as JSON on stdout. */
+static int
+print_inventory (const char *source, const struct rw_secret *secret)
+{
+  struct tls_ctx *t = tls_ctx_new (TLS_CLIENT, secret, TLS_LABEL_DATA);
+  struct src_disk disks[RW_MAX_DISKS];
+  struct src *s;
+  json_t *inv = NULL;
+  uint32_t n;
+  int r = 1;
+
+  if (!t)
+    return 1;
+  s = src_connect (source, t, 15000);
+  if (s && src_inventory (s, &inv, disks, &n) == 0) {
+    json_dumpf (inv, stdout, JSON_INDENT (2));
+    putchar ('\n');
+    r = 0;
+  }
+  json_decref (inv);
+  src_close (s);
+  tls_ctx_free (t);
+  return r;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -133,6 +159,7 @@ main (int argc, char **argv)
     { "stats-json", required_argument, NULL, 'j' },
     { "progress", no_argument, NULL, 'g' },
     { "no-progress", no_argument, NULL, 'G' },
+    { "inventory", no_argument, NULL, 'i' },
     { "quiet", no_argument, NULL, 'q' },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
@@ -149,6 +176,7 @@ main (int argc, char **argv)
   struct pull_result res;
   struct sigaction sa;
   int c, level = RW_LOG_INFO, show_progress = -1, r;
+  bool inventory = false;
   long v, retries = 0, attempt;
   uint64_t u;
 
@@ -237,6 +265,7 @@ main (int argc, char **argv)
       case 'j': stats = optarg; break;
       case 'g': show_progress = 1; break;
       case 'G': show_progress = 0; break;
+      case 'i': inventory = true; break;
       case 'q': level = RW_LOG_ERROR; break;
       case 'v': level = RW_LOG_DEBUG; break;
       case 'h': usage (stdout); return 0;
@@ -252,6 +281,11 @@ main (int argc, char **argv)
   if (!o.source || !secret_file) {
     log_error ("--source and --secret-file are required (see --help)");
     return 2;
+  }
+  if (inventory) {
+    if (secret_load (secret_file, &secret) < 0)
+      return 2;
+    return print_inventory (o.source, &secret);
   }
   if (nmap && ntargets) {
     log_error ("use either --target or --map, not both");

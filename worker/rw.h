@@ -105,6 +105,20 @@ void *util_alloc_aligned (size_t n);
 const char *util_human_bytes (uint64_t n, char *buf, size_t len);
 /* Writes a file atomically (tmp + fsync + rename). */
 int util_write_file_atomic (const char *path, const void *data, size_t len);
+/* pread/pwrite all n bytes, retrying short transfers; a read past the end
+ * of the file is an error.  Errors are logged with path and offset.
+ */
+int util_pread_full (int fd, void *buf, size_t n, uint64_t off,
+                     const char *path);
+int util_pwrite_full (int fd, const void *buf, size_t n, uint64_t off,
+                      const char *path);
+/* O_DIRECT needs 4 KiB-aligned offsets, lengths and buffers: the length of
+ * the prefix of [off, off+n) that can go through dfd (0 if dfd < 0).
+ */
+#define UTIL_DIO_ALIGN 4096
+size_t util_direct_len (int dfd, const void *buf, size_t n, uint64_t off);
+/* True when [off, off+len) of a regular file is all hole (SEEK_DATA). */
+bool util_is_hole (int fd, uint64_t off, uint64_t len);
 
 /* ---- secret.c: the per-migration secret ---- */
 
