@@ -146,6 +146,9 @@ show_progress (json_t *d, bool final)
   double eta = json_number_value (json_object_get (d, "eta"));
   double pct = size > 0 ? 100.0 * done / size : 100.0;
   char etas[32] = "--:--";
+  json_t *d0 = json_array_get (json_object_get (d, "disks"), 0);
+  const char *phase = json_is_string (json_object_get (d0, "phase"))
+    ? json_string_value (json_object_get (d0, "phase")) : "copy";
 
   if (eta >= 0 && isfinite (eta))
     snprintf (etas, sizeof etas, "%d:%02d", (int) eta / 60,
@@ -158,7 +161,8 @@ show_progress (json_t *d, bool final)
     fputs ("\r[", stderr);
     for (i = 0; i < 30; i++)
       fputc (i < bar ? '#' : '.', stderr);
-    fprintf (stderr, "] %5.1f%% %s/%s %s/s ETA %s ", pct, a, b, r, etas);
+    fprintf (stderr, "] %5.1f%% %s/%s %s/s ETA %s %-6s ", pct, a, b, r,
+             etas, phase);
     if (final)
       fputc ('\n', stderr);
     return;
@@ -166,7 +170,8 @@ show_progress (json_t *d, bool final)
   if (!final && util_now () - last_line < 5.0)
     return;
   last_line = util_now ();
-  printf ("progress: %.1f%% %s of %s, %s/s, ETA %s\n", pct, a, b, r, etas);
+  printf ("progress (%s): %.1f%% %s of %s, %s/s, ETA %s\n", phase, pct, a,
+          b, r, etas);
   fflush (stdout);
 }
 
