@@ -5,13 +5,13 @@
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/worker-functions.sh"
 
-mk_image "$T/src.img" random $((8 << 20))
+mk_image "$T/src.img" random $((12 << 20))
 start_source SRC "$T/src.img"
 WORKER_ARGS=(--shutdown-cmd "touch $T/powered-off")
 start_worker
 S=(--source "$SRC" --source-secret-file "$T/secret")
 
-# A slow sync (2 MiB/s: about 4 s); its waiting client is killed.
+# A slow sync (2 MiB/s: about 6 s); its waiting client is killed.
 start_bg waiter "$RW_BIN/rw-ctl" --worker "$WORKER" \
   --secret-file "$T/wsecret" sync "${S[@]}" --map 0="$T/t.img" \
   --mode full --max-rate 2M --wait
