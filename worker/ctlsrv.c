@@ -935,7 +935,7 @@ ctlsrv_run (const struct ctlsrv_opts *o)
   explicit_bzero (&sec, sizeof sec);
   if (s->tls == NULL)
     goto out;
-  s->jobs = jobs_new (config_get (o->cfg, "state_dir"));
+  s->jobs = jobs_new (config_get (o->cfg, "state_dir"), s->ring);
   if (s->jobs == NULL)
     goto out;
   if (pipe2 (quit_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {

@@ -30,6 +30,7 @@
 
 #define PROGRESS_INTERVAL 1.0   /* seconds between progress events */
 #define CONSOLE_INTERVAL 10.0   /* ... between progress log lines */
+#define RING_FIRST_ERRORS 50     /* error lines searched for a detail */
 #define PREPARE_LINE_MAX 4096
 #define PREPARE_REPORT_MAX (16u << 20)
 
@@ -46,6 +47,9 @@ struct job {
   json_t *progress;             /* the last progress data, owned */
   json_t *result;               /* the final summary, owned */
   char error[512];
+  char detail[RING_LINE_MAX];   /* the first error logged, when failed */
+  struct ring *ring;            /* borrowed from jobs, may be NULL */
+  uint64_t ring_seq;            /* the ring's last seq at the start */
   double last_progress;         /* monotonic time of the last event */
   double last_console;          /* ... of the last progress log line */
   volatile int cancel;          /* read by pull_run */
@@ -61,6 +65,7 @@ struct jobs {
   bool have_thread;             /* thread not joined yet */
   uint64_t next_id;
   char *state_dir;              /* owned */
+  struct ring *ring;            /* not owned, may be NULL */
 };
 
 static double
@@ -166,14 +171,25 @@ job_event (struct job *j, const char *name, json_t *data)
 static void
 job_end (struct job *j, int state, json_t *result, const char *error)
 {
-  json_t *data, *st;
+  json_t *data, *st, *errs;
   char path[4096];
   char *text;
 
+  /* The engine's summary may say "see above": find what it means. */
+  if (state == JOB_FAILED && j->ring != NULL) {
+    errs = ring_tail (j->ring, RING_FIRST_ERRORS, j->ring_seq, RW_LOG_ERROR,
+                      NULL);
+    if (json_array_size (errs) > 0)
+      snprintf (j->detail, sizeof j->detail, "%s", json_string_value (
+                  json_object_get (json_array_get (errs, 0), "message")));
+    json_decref (errs);
+  }
   data = json_pack ("{sssO?}", "state", job_state_name (state),
                     "result", result);
   if (data != NULL && error != NULL && error[0] != '\0')
     json_object_set_new (data, "error", json_string (error));
+  if (data != NULL && j->detail[0] != '\0')
+    json_object_set_new (data, "detail", json_string (j->detail));
   if (state != JOB_RUNNING)
     job_event (j, state == JOB_DONE ? "finished"
                : state == JOB_CANCELLED ? "cancelled" : "failed", data);
@@ -491,7 +507,7 @@ mkdir_p (const char *dir)
 }
 
 struct jobs *
-jobs_new (const char *state_dir)
+jobs_new (const char *state_dir, struct ring *ring)
 {
   struct jobs *js;
 
@@ -505,6 +521,7 @@ jobs_new (const char *state_dir)
   }
   pthread_mutex_init (&js->lock, NULL);
   js->next_id = 1;
+  js->ring = ring;
   return js;
 }
 
@@ -586,6 +603,8 @@ jobs_start (struct jobs *js, struct job_params *p, uint64_t *id,
   j->last_progress = util_now ();
   j->p = p;
   j->state_dir = js->state_dir;
+  j->ring = js->ring;
+  j->ring_seq = js->ring ? ring_last_seq (js->ring) : 0;
   d = json_pack ("{ss}", "kind", job_kind_name (p->kind));
   if (d != NULL && p->kind != JOB_PREPARE) {
     json_object_set_new (d, "source", json_string (p->source));
@@ -663,6 +682,8 @@ job_status (struct job *j)
       json_object_set (s, "result", j->result);
     if (j->error[0] != '\0')
       json_object_set_new (s, "error", json_string (j->error));
+    if (j->detail[0] != '\0')
+      json_object_set_new (s, "detail", json_string (j->detail));
   }
   pthread_mutex_unlock (&j->lock);
   return s;

@@ -200,11 +200,14 @@ on_event (json_t *ev)
   else if (strcmp (name, "heartbeat") == 0)
     return;
   else
-    printf ("job %" JSON_INTEGER_FORMAT ": %s%s%s\n",
+    printf ("job %" JSON_INTEGER_FORMAT ": %s%s%s%s%s\n",
             json_integer_value (json_object_get (ev, "job")), name,
             json_object_get (d, "error") ? ": " : "",
             json_object_get (d, "error")
-            ? json_string_value (json_object_get (d, "error")) : "");
+            ? json_string_value (json_object_get (d, "error")) : "",
+            json_object_get (d, "detail") ? ": " : "",
+            json_object_get (d, "detail")
+            ? json_string_value (json_object_get (d, "detail")) : "");
   fflush (stdout);
 }
 
@@ -217,11 +220,13 @@ show_result (json_t *res)
 
   json_array_foreach (disks, i, d) {
     json_t *sha = json_object_get (d, "sha256");
+    const char *t = json_string_value (json_object_get (d, "target"));
+    if (t == NULL || t[0] == '\0')
+      continue;                 /* a disk the run never got to */
     printf ("  disk %" JSON_INTEGER_FORMAT
             " -> %s: %s, %s data, %s zero%s%s\n",
             json_integer_value (json_object_get (d, "disk")),
-            json_string_value (json_object_get (d, "target")),
-            hb (json_object_get (d, "size"), a, sizeof a),
+            t, hb (json_object_get (d, "size"), a, sizeof a),
             hb (json_object_get (d, "data_bytes"), b, sizeof b),
             hb (json_object_get (d, "zero_bytes"), c, sizeof c),
             json_is_string (sha) ? ", sha256 " : "",
@@ -610,13 +615,16 @@ cmd_status (void)
   printf ("worker: %s\n", json_string_value (json_object_get (res,
                                                               "state")));
   if (json_is_object (job)) {
-    printf ("job %" JSON_INTEGER_FORMAT " (%s): %s%s%s\n",
+    printf ("job %" JSON_INTEGER_FORMAT " (%s): %s%s%s%s%s\n",
             json_integer_value (json_object_get (job, "id")),
             json_string_value (json_object_get (job, "kind")),
             json_string_value (json_object_get (job, "state")),
             json_is_string (json_object_get (job, "error")) ? ": " : "",
             json_is_string (json_object_get (job, "error"))
-            ? json_string_value (json_object_get (job, "error")) : "");
+            ? json_string_value (json_object_get (job, "error")) : "",
+            json_is_string (json_object_get (job, "detail")) ? ": " : "",
+            json_is_string (json_object_get (job, "detail"))
+            ? json_string_value (json_object_get (job, "detail")) : "");
     if (json_object_get (job, "progress"))
       show_progress (json_object_get (job, "progress"), true);
   }

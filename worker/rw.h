@@ -676,8 +676,11 @@ void job_params_free (struct job_params *p);
 
 struct job;
 struct jobs;
-/* STATE_DIR holds last-job.json and prepare reports (created if need be). */
-struct jobs *jobs_new (const char *state_dir);
+/* STATE_DIR holds last-job.json and prepare reports (created if need be).
+ * RING (may be NULL, not owned): where a failed job finds the first error
+ * logged while it ran, for its "detail".
+ */
+struct jobs *jobs_new (const char *state_dir, struct ring *ring);
 /* Cancels a running job, waits for it, frees everything. */
 void jobs_free (struct jobs *js);
 /* Starts a job on its own thread; takes P in every case.  Fails (-1,
@@ -693,7 +696,7 @@ uint64_t job_id (const struct job *j);
 /* Asks the job to stop; 0 if it was running. */
 int job_cancel (struct job *j);
 /* {"id", "kind", "state", "started", "ended", "progress", "result",
- * "error", "last_seq"}.  Caller owns.
+ * "error", "detail", "last_seq"}.  Caller owns.
  */
 json_t *job_status (struct job *j);
 /* Waits up to TIMEOUT_MS for events with seq > AFTER; returns a JSON

@@ -82,6 +82,16 @@ if ctl verify "${S[@]}" --map 0="$T/t0.img" --wait > "$T/verify"; then
   fail "verify passed on a changed target"
 fi
 grep -q "failed" "$T/verify" || fail "verify: no failure line"
+# A failed job says why, with the first error the worker logged.
+if ctl --json sync "${S[@]}" --map 0="$T/nodir/t.img" --wait \
+     > "$T/bad.json"; then
+  fail "a sync into a missing directory succeeded"
+fi
+[ "$(jget "$T/bad.json" "j['result']['state']")" = failed ] \
+  || fail "state: $(tail -1 "$T/bad.json")"
+jget "$T/bad.json" "j['result']['detail']" | grep -q "$T/nodir/t.img" \
+  || fail "no detail: $(tail -1 "$T/bad.json")"
+grep -q '"event":"failed"' "$T/bad.json" || fail "no failed event"
 # The source secret never reached a log.
 s=$(cat "$T/secret")
 ! grep -qF "$s" "$T"/*.log || fail "the source secret appears in a log"
