@@ -429,8 +429,17 @@ h_inventory (struct client *cl, struct ctl_req *rq)
   json_array_foreach (disks, i, d) {
     const char *path = json_string_value (json_object_get (d, "path"));
     struct disk dk;
-    if (path == NULL || access (path, R_OK) == -1
-        || disk_open (&dk, path) == -1)
+    int fd;
+    if (path == NULL)
+      continue;
+    /* A disk we may not read is listed without a probe, quietly. */
+    fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+      json_object_set_new (d, "probe_error", json_string (strerror (errno)));
+      continue;
+    }
+    close (fd);
+    if (disk_open (&dk, path) == -1)
       continue;
     json_object_set_new (d, "probe", inventory_probe (&dk));
     disk_close (&dk);
