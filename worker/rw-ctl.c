@@ -34,11 +34,11 @@ usage (FILE *fp)
   fprintf (fp,
 "usage: rw-ctl --worker HOST[:PORT] --secret-file FILE [--json] COMMAND ...\n"
 "commands:\n"
-"  hello | inventory | status | cancel | logs [-n N]\n"
+"  hello | inventory | status | cancel [--job N] | logs [-n N]\n"
 "  preflight --source HOST:PORT --source-secret-file F --map ID=PATH...\n"
 "  sync --source HOST:PORT --source-secret-file F --map ID=PATH...\n"
 "       [--mode full|delta|auto] [--streams N] [--max-rate R] [--verify]\n"
-"       [--wait]\n"
+"       [--dry-run] [--wait]\n"
 "  verify --source HOST:PORT --source-secret-file F --map ID=PATH...\n"
 "       [--streams N] [--wait]\n"
 "  prepare [--wait] DISK...\n"
