@@ -40,6 +40,7 @@ usage (FILE *f)
 "  --chunk-size SIZE     delta hash chunk (default 64k)\n"
 "  --max-rate RATE       wire bandwidth limit in bytes/s, e.g. 200M\n"
 "  --retry N             retry N times on a lost connection (backoff)\n"
+"  --stall-timeout SECS  give up on a stream silent this long (default 120)\n"
 "  --state-dir DIR       checkpoints of block-device targets\n"
 "                        (default %s)\n"
 "  --stats-json FILE     write a JSON summary at the end\n"
@@ -156,6 +157,7 @@ main (int argc, char **argv)
     { "max-rate", required_argument, NULL, 'r' },
     { "retry", required_argument, NULL, 'T' },
     { "state-dir", required_argument, NULL, 'D' },
+    { "stall-timeout", required_argument, NULL, 'O' },
     { "stats-json", required_argument, NULL, 'j' },
     { "progress", no_argument, NULL, 'g' },
     { "no-progress", no_argument, NULL, 'G' },
@@ -262,6 +264,11 @@ main (int argc, char **argv)
           return 2;
         break;
       case 'D': o.state_dir = optarg; break;
+      case 'O':
+        if (util_parse_int ("--stall-timeout", optarg, 1, 86400, &v) < 0)
+          return 2;
+        o.stall_timeout = (int) v;
+        break;
       case 'j': stats = optarg; break;
       case 'g': show_progress = 1; break;
       case 'G': show_progress = 0; break;

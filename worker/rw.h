@@ -182,6 +182,8 @@ int conn_write_full (struct conn *c, const void *buf, size_t n);
 uint64_t conn_wire_bytes (struct conn *c);
 /* Shuts down TLS, closes the fd and frees c. */
 void conn_free (struct conn *c);
+/* A receive that waits longer than ms fails with ETIMEDOUT (0: never). */
+void conn_set_timeout (struct conn *c, int ms);
 /* Interrupts a blocked connection from another thread (cancel). */
 void conn_shutdown (struct conn *c);
 
@@ -369,6 +371,8 @@ struct pull_opts {
   bool verify;                 /* compare SHA-256 of both ends at the end */
   bool dry_run;                /* delta: count, write nothing */
   const char *state_dir;       /* checkpoints of block-device targets */
+  int stall_timeout;           /* seconds without data before a stream
+                                * gives up (default 120) */
   pull_progress_fn progress;   /* may be NULL; called about every 0.5 s */
   void *opaque;
   volatile int *cancel;        /* set non-zero to stop; may be NULL */

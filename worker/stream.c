@@ -474,6 +474,8 @@ stream_thread (void *arg)
     pull_fail (p, false, "out of memory for stream buffers");
     goto out_free;
   }
+  conn_set_timeout (x->s->c, (p->o->stall_timeout > 0
+                              ? p->o->stall_timeout : 120) * 1000);
   if (p->any_delta) {
     memset (x->hbuf, 0, p->chunk);
     hashes_of (x->hbuf, p->chunk, x->zhash);
