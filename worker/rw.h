@@ -167,6 +167,10 @@ enum { TLS_SERVER = 0, TLS_CLIENT = 1 };
 #define TLS_LABEL_DATA    "rw data v1"
 #define TLS_LABEL_CONTROL "rw control v1"
 
+/* A context may be freed once its connections have finished their
+ * handshakes: it is only used during the handshake (no tickets, no
+ * renegotiation), and OpenSSL keeps its own reference for live sessions.
+ */
 struct tls_ctx;
 struct tls_ctx *tls_ctx_new (int role, const struct rw_secret *secret,
                              const char *label);
