@@ -2,7 +2,7 @@
  * line reader, replies) and ring.c (the log ring).
  */
 
-#include <check.h>
+#include "unit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,15 +379,4 @@ control_suite (void)
   return s;
 }
 
-int
-main (void)
-{
-  SRunner *sr = srunner_create (control_suite ());
-  int failed;
-
-  log_init ("test-control", RW_LOG_ERROR);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
+RW_UNIT_MAIN ("test-control", control_suite)
