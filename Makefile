@@ -10,7 +10,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
             -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iworker
+CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -Iworker -I/usr/include/blkid
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SAN) -pthread -fno-strict-aliasing
 
 # Libraries linked statically where Debian ships a .a, so the programs can
@@ -99,7 +99,7 @@ lint:
 
 demo: deps all
 	@scripts/deps test
-	@tests/demo/run $(BUILD)
+	@scripts/demo $(BUILD)
 
 bench: deps all
 	@scripts/deps test bench

@@ -36,6 +36,9 @@
 #define RW_MAX_INVENTORY  (1u << 20)  /* inventory JSON text */
 #define RW_MAX_HASHES     (1u << 19)  /* hashes in one HASHES reply */
 #define RW_MAX_ERRMSG     512
+#define RW_HASH_LEN       16          /* XXH3-128 */
+#define RW_MIN_CHUNK      4096        /* hash chunk sizes */
+#define RW_MAX_CHUNK      (4u << 20)
 
 /* Frame types.  Requests are < 0x100, replies have 0x100 set. */
 enum {

@@ -129,6 +129,8 @@ int net_split_hostport (const char *s, int defport, char **host, char **port);
 int net_listen (const char *addr, int defport, int *port_out);
 /* Connects with a timeout; returns the fd. */
 int net_connect (const char *addr, int defport, int timeout_ms);
+/* Large socket buffers and TCP_NODELAY for a data connection. */
+void net_tune (int fd);
 
 /* ---- tls.c: every TLS call lives here ---- */
 
@@ -293,6 +295,7 @@ struct src_disk {
   uint64_t size;
   uint32_t lsec, psec;
   char path[256];
+  char identity[512];   /* host:path:size:ptuuid, for checkpoints */
 };
 /* One authenticated connection to a source.  Owned by its creator; not
  * shared between threads.
@@ -332,6 +335,7 @@ struct pull_disk_progress {
   uint64_t done;        /* bytes covered so far */
   double rate;          /* bytes/s over the last seconds */
   double eta;           /* seconds, < 0 if unknown */
+  const char *phase;    /* "copy", "delta", "verify", "done" */
 };
 typedef void (*pull_progress_fn) (const struct pull_disk_progress *p,
                                   size_t n, bool final, void *opaque);
@@ -341,28 +345,43 @@ struct pull_opts {
   const struct rw_secret *secret;
   const struct pull_map *map;  /* which disk to which target */
   size_t nmap;
+  bool map_all;                /* the map must name every source disk */
   int mode;                    /* PULL_* */
   int streams;                 /* parallel connections (default 4) */
   uint32_t req_size;           /* bytes per READ (default 1 MiB) */
-  int inflight;                /* requests in flight per stream */
+  int inflight;                /* requests in flight per stream (16) */
+  uint32_t chunk_size;         /* delta hash chunk (default 64 KiB) */
   uint64_t max_rate;           /* bytes/s on the wire, 0 = unlimited */
   bool verify;                 /* compare SHA-256 of both ends at the end */
-  bool dry_run;
+  bool dry_run;                /* delta: count, write nothing */
+  const char *state_dir;       /* checkpoints of block-device targets */
   pull_progress_fn progress;   /* may be NULL; called about every 0.5 s */
   void *opaque;
   volatile int *cancel;        /* set non-zero to stop; may be NULL */
+};
+#define PULL_DEFAULT_STATE_DIR "/var/lib/rw"
+
+struct pull_range {
+  uint64_t off, len;
 };
 
 struct pull_disk_result {
   uint32_t disk;
   char *target;                /* owned */
+  const char *mode;            /* "full", "delta", "verify" (static) */
   uint64_t size;
   uint64_t zero_bytes;         /* written as zero without data */
   uint64_t data_bytes;         /* bytes pulled as data */
-  uint64_t changed_bytes;      /* delta: bytes that differed */
+  uint64_t changed_bytes;      /* delta/verify: bytes that differed */
+  uint64_t resumed_at;         /* full: offset a checkpoint resumed from */
   bool verified;
   char sha256[65];             /* hex, when verify ran */
+  struct pull_range *diffs;    /* verify mode: differing ranges (owned) */
+  size_t ndiffs;               /* at most PULL_MAX_DIFFS kept */
+  double change_rate;          /* bytes/s between the last syncs, or -1 */
+  double predicted_delta_s;    /* next delta's seconds, or -1 */
 };
+#define PULL_MAX_DIFFS 1000
 
 struct pull_result {
   size_t n;
@@ -370,6 +389,7 @@ struct pull_result {
   uint64_t disk_bytes, zero_bytes, data_bytes, wire_bytes, changed_bytes;
   double seconds, hash_seconds, transfer_seconds;
   bool ok;
+  bool retryable;              /* failed on the connection, not on input */
   char error[256];             /* the first error, when !ok */
 };
 
@@ -381,6 +401,68 @@ int pull_run (const struct pull_opts *o, struct pull_result *r);
 void pull_result_free (struct pull_result *r);
 /* The --stats-json object.  Caller owns. */
 json_t *pull_result_json (const struct pull_result *r);
+/* "full" -> PULL_FULL etc.; -1 if unknown. */
+int pull_mode_parse (const char *s);
+
+/* ---- progress.c: the terminal progress display ---- */
+
+#include <stdio.h>
+/* Draws (or redraws, moving up *drawn lines) one line per disk. */
+void progress_draw (FILE *f, const struct pull_disk_progress *p, size_t n,
+                    bool final, int *drawn);
+
+/* ---- ckpt.c: durable per-target checkpoints ---- */
+
+#define CKPT_HISTORY 16
+struct ckpt {
+  char identity[512];          /* the source disk it copies */
+  uint64_t size;
+  bool complete;               /* the last sync finished */
+  uint64_t done_below;         /* partial full sync: all below is written */
+  size_t nhist;
+  struct {
+    double when;               /* epoch seconds at the end of a sync */
+    double seconds;
+    uint64_t changed;
+    bool delta;
+  } hist[CKPT_HISTORY];
+};
+/* Where the checkpoint of TARGET lives: beside a file, or in state_dir
+ * for a block device.
+ */
+int ckpt_path (const char *target, const char *state_dir, char *out,
+               size_t len);
+/* 0 loaded, 1 none, -1 unreadable or malformed (logged). */
+int ckpt_load (const char *path, struct ckpt *c);
+int ckpt_save (const char *path, const struct ckpt *c);
+void ckpt_add_history (struct ckpt *c, double seconds, uint64_t changed,
+                       bool delta);
+/* Change rate (bytes/s) and the predicted next delta duration from the
+ * history; -1 when there are fewer than two delta syncs.
+ */
+void ckpt_estimate (const struct ckpt *c, double *rate, double *predict);
+
+/* ---- hashes.c: chunk hashes for delta syncs ---- */
+
+typedef int (*hashes_read_fn) (void *opaque, void *buf, size_t n,
+                               uint64_t off);
+/* True when [off, off+len) is known to read as zeros without reading. */
+typedef bool (*hashes_hole_fn) (void *opaque, uint64_t off, uint64_t len);
+/* Checks a HASHES range against a disk of SIZE bytes; fills err. */
+int hashes_check (uint64_t size, uint64_t off, uint32_t count, uint32_t chunk,
+                  char *err, size_t errlen);
+/* XXH3-128 (canonical, big-endian) of n bytes. */
+void hashes_of (const void *p, size_t n, uint8_t out[RW_HASH_LEN]);
+/* Hashes COUNT chunks from OFF (the last may be short at the disk's end)
+ * into out (count x RW_HASH_LEN).  buf: RW_MAX_READ bytes, aligned.
+ */
+int hashes_compute (hashes_read_fn rd, hashes_hole_fn hole, void *opaque,
+                    uint64_t size, uint64_t off, uint32_t count,
+                    uint32_t chunk, uint8_t *out, uint8_t *buf);
+/* The source's HASHES request handler. */
+int source_hashes (struct conn *c, struct disk *d, uint32_t disk,
+                   uint64_t id, struct rbuf *r, uint8_t *out, size_t cap,
+                   uint8_t *buf);
 
 /* ---- source.c: the server end (rw-source) ---- */
 
