@@ -54,9 +54,9 @@ $(BUILD)/obj/rw-%.o: worker/rw-%.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/unit/%: tests/unit/%.c $(BUILD)/librw.a $(HDRS)
+$(BUILD)/unit/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/librw.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< \
+	$(CC) $(CPPFLAGS) -Itests/unit $(ALL_CFLAGS) -Wno-missing-prototypes -o $@ $< \
 	  $(BUILD)/librw.a $$(pkg-config --cflags --libs check) $(LDLIBS_RW)
 
 # ---- tests ----

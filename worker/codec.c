@@ -45,6 +45,19 @@ codec_bound (size_t n)
   return (size_t) LZ4_compressBound ((int) n);
 }
 
+#define CODEC_PROBE (32u << 10)
+
+/* True when n bytes compress by at least 1/32. */
+static bool
+codec_probe (const void *in, size_t n, void *out, size_t outcap)
+{
+  int lim = (int) (n - n / 32);
+
+  if (outcap < (size_t) lim)
+    return true;
+  return LZ4_compress_default (in, out, (int) n, lim) > 0;
+}
+
 int
 codec_encode (const void *in, size_t n, void *out, size_t outcap,
               int *enc, size_t *outlen)
@@ -56,6 +69,15 @@ codec_encode (const void *in, size_t n, void *out, size_t outcap,
   if (codec_is_zero (in, n)) {
     *enc = RW_ENC_ZERO;
     *outlen = 0;
+    return 0;
+  }
+  /* Incompressible data (media, encrypted or already compressed files)
+   * is common on disks: two 32 KiB probes decide cheaply whether the
+   * whole block is worth trying. */
+  if (n >= 4 * CODEC_PROBE && !codec_probe (in, CODEC_PROBE, out, outcap)
+      && !codec_probe ((const char *) in + n / 2, CODEC_PROBE, out, outcap)) {
+    *enc = RW_ENC_RAW;
+    *outlen = n;
     return 0;
   }
   /* Only worth it if it saves at least 1/32. */

@@ -18,8 +18,6 @@
 
 #include "rw.h"
 
-#define DIO_ALIGN 4096
-
 int
 disk_open (struct disk *d, const char *path)
 {
@@ -88,49 +86,22 @@ disk_close (struct disk *d)
   d->fd = d->dfd = -1;
 }
 
-/* pread until n bytes or EOF (reads past EOF are an error here). */
-static int
-disk_pread_full (struct disk *d, int fd, void *buf, size_t n, uint64_t off)
-{
-  char *p = buf;
-
-  while (n > 0) {
-    ssize_t r = pread (fd, p, n, off);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      log_error ("pread %s @ %llu: %m", d->path, (unsigned long long) off);
-      return -1;
-    }
-    if (r == 0) {
-      log_error ("pread %s @ %llu: unexpected end of file", d->path,
-                 (unsigned long long) off);
-      return -1;
-    }
-    p += r;
-    n -= r;
-    off += r;
-  }
-  return 0;
-}
-
 int
 disk_read (struct disk *d, void *buf, size_t n, uint64_t off)
 {
-  size_t direct = 0;
+  size_t direct;
 
   if (n > RW_MAX_READ || off > d->size || n > d->size - off) {
     log_error ("read %s: range @ %llu + %zu outside the disk", d->path,
                (unsigned long long) off, n);
     return -1;
   }
-  if (d->dfd >= 0 && off % DIO_ALIGN == 0 && (uintptr_t) buf % DIO_ALIGN == 0)
-    direct = n - n % DIO_ALIGN;
-  if (direct && disk_pread_full (d, d->dfd, buf, direct, off) < 0)
+  direct = util_direct_len (d->dfd, buf, n, off);
+  if (direct && util_pread_full (d->dfd, buf, direct, off, d->path) < 0)
     return -1;
   if (n > direct
-      && disk_pread_full (d, d->fd, (char *) buf + direct, n - direct,
-                          off + direct) < 0)
+      && util_pread_full (d->fd, (char *) buf + direct, n - direct,
+                          off + direct, d->path) < 0)
     return -1;
   return 0;
 }

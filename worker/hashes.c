@@ -102,14 +102,8 @@ static bool
 hashes_disk_hole (void *opaque, uint64_t off, uint64_t len)
 {
   struct disk *d = opaque;
-  off_t data;
 
-  if (!d->seek_data)
-    return false;
-  data = lseek (d->fd, off, SEEK_DATA);
-  if (data < 0)
-    return errno == ENXIO;
-  return (uint64_t) data >= off + len;
+  return d->seek_data && util_is_hole (d->fd, off, len);
 }
 
 int

@@ -726,6 +726,8 @@ pull_transfer (struct pull *p)
       pthread_join (st->th, NULL);
     if (st->s) {
       p->wire += conn_wire_bytes (st->s->c);
+      if (p->stop)
+        st->s->c->eof = true;   /* shut down: no BYE, no send errors */
       src_close (st->s);
       st->s = NULL;
     }

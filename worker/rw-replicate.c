@@ -40,6 +40,7 @@ usage (FILE *f)
 "  --chunk-size SIZE     delta hash chunk (default 64k)\n"
 "  --max-rate RATE       wire bandwidth limit in bytes/s, e.g. 200M\n"
 "  --retry N             retry N times on a lost connection (backoff)\n"
+"  --stall-timeout SECS  give up on a stream silent this long (default 120)\n"
 "  --state-dir DIR       checkpoints of block-device targets\n"
 "                        (default %s)\n"
 "  --stats-json FILE     write a JSON summary at the end\n"
@@ -83,6 +84,13 @@ summary (const struct pull_result *r, int mode)
   char a[32], b[32], c[32], d[32];
   double rate = r->seconds > 0 ? r->disk_bytes / r->seconds : 0;
 
+  bool any_delta = false;
+
+  for (size_t i = 0; i < r->n; i++)
+    if (r->disks[i].mode && strcmp (r->disks[i].mode, "full") != 0)
+      any_delta = true;
+  if (!r->ok && r->disk_bytes == 0)
+    return;                     /* failed before any disk was set up */
   util_human_bytes (r->disk_bytes, a, sizeof a);
   util_human_bytes (r->data_bytes, b, sizeof b);
   util_human_bytes (r->wire_bytes, c, sizeof c);
@@ -91,7 +99,8 @@ summary (const struct pull_result *r, int mode)
             "wire%s", mode == PULL_VERIFY ? "verify" : "sync", r->n,
             r->n == 1 ? "" : "s", a, r->seconds, d, b, c,
             r->ok ? "" : " (FAILED)");
-  if (mode != PULL_FULL) {
+  (void) mode;
+  if (any_delta) {
     util_human_bytes (r->changed_bytes, a, sizeof a);
     log_info ("changed: %s; hashing %.2f s, transfer %.2f s", a,
               r->hash_seconds, r->transfer_seconds);
@@ -156,6 +165,7 @@ main (int argc, char **argv)
     { "max-rate", required_argument, NULL, 'r' },
     { "retry", required_argument, NULL, 'T' },
     { "state-dir", required_argument, NULL, 'D' },
+    { "stall-timeout", required_argument, NULL, 'O' },
     { "stats-json", required_argument, NULL, 'j' },
     { "progress", no_argument, NULL, 'g' },
     { "no-progress", no_argument, NULL, 'G' },
@@ -262,6 +272,11 @@ main (int argc, char **argv)
           return 2;
         break;
       case 'D': o.state_dir = optarg; break;
+      case 'O':
+        if (util_parse_int ("--stall-timeout", optarg, 1, 86400, &v) < 0)
+          return 2;
+        o.stall_timeout = (int) v;
+        break;
       case 'j': stats = optarg; break;
       case 'g': show_progress = 1; break;
       case 'G': show_progress = 0; break;

@@ -105,6 +105,20 @@ void *util_alloc_aligned (size_t n);
 const char *util_human_bytes (uint64_t n, char *buf, size_t len);
 /* Writes a file atomically (tmp + fsync + rename). */
 int util_write_file_atomic (const char *path, const void *data, size_t len);
+/* pread/pwrite all n bytes, retrying short transfers; a read past the end
+ * of the file is an error.  Errors are logged with path and offset.
+ */
+int util_pread_full (int fd, void *buf, size_t n, uint64_t off,
+                     const char *path);
+int util_pwrite_full (int fd, const void *buf, size_t n, uint64_t off,
+                      const char *path);
+/* O_DIRECT needs 4 KiB-aligned offsets, lengths and buffers: the length of
+ * the prefix of [off, off+n) that can go through dfd (0 if dfd < 0).
+ */
+#define UTIL_DIO_ALIGN 4096
+size_t util_direct_len (int dfd, const void *buf, size_t n, uint64_t off);
+/* True when [off, off+len) of a regular file is all hole (SEEK_DATA). */
+bool util_is_hole (int fd, uint64_t off, uint64_t len);
 
 /* ---- secret.c: the per-migration secret ---- */
 
@@ -153,6 +167,10 @@ enum { TLS_SERVER = 0, TLS_CLIENT = 1 };
 #define TLS_LABEL_DATA    "rw data v1"
 #define TLS_LABEL_CONTROL "rw control v1"
 
+/* A context may be freed once its connections have finished their
+ * handshakes: it is only used during the handshake (no tickets, no
+ * renegotiation), and OpenSSL keeps its own reference for live sessions.
+ */
 struct tls_ctx;
 struct tls_ctx *tls_ctx_new (int role, const struct rw_secret *secret,
                              const char *label);
@@ -168,6 +186,8 @@ int conn_write_full (struct conn *c, const void *buf, size_t n);
 uint64_t conn_wire_bytes (struct conn *c);
 /* Shuts down TLS, closes the fd and frees c. */
 void conn_free (struct conn *c);
+/* A receive that waits longer than ms fails with ETIMEDOUT (0: never). */
+void conn_set_timeout (struct conn *c, int ms);
 /* Interrupts a blocked connection from another thread (cancel). */
 void conn_shutdown (struct conn *c);
 
@@ -355,6 +375,8 @@ struct pull_opts {
   bool verify;                 /* compare SHA-256 of both ends at the end */
   bool dry_run;                /* delta: count, write nothing */
   const char *state_dir;       /* checkpoints of block-device targets */
+  int stall_timeout;           /* seconds without data before a stream
+                                * gives up (default 120) */
   pull_progress_fn progress;   /* may be NULL; called about every 0.5 s */
   void *opaque;
   volatile int *cancel;        /* set non-zero to stop; may be NULL */
@@ -477,5 +499,236 @@ struct source_opts {
 };
 /* Serves until *quit becomes non-zero (signal handler).  0 on clean stop. */
 int source_serve (const struct source_opts *o, volatile int *quit);
+
+/* ---- config.c: the worker's configuration keys ---- */
+
+#include <stdio.h>
+
+/* One table (config.c) defines every key once: name, type, default, doc.
+ * It drives the kernel command line parser, the config file parser,
+ * --dump-config and docs/worker-config.md.  Values come from, in
+ * increasing precedence: defaults, the config file (KEY=VALUE lines), the
+ * kernel command line (rw.KEY=VALUE) and command-line options.
+ */
+enum {
+  CONFIG_FROM_DEFAULT = 0, CONFIG_FROM_FILE, CONFIG_FROM_CMDLINE,
+  CONFIG_FROM_OPTION,
+};
+enum { CONFIG_PLAIN = 0, CONFIG_SHELL, CONFIG_MARKDOWN };
+
+#define CONFIG_MAX_VALUE   4096      /* bytes in one value */
+#define CONFIG_MAX_CMDLINE (64u << 10) /* bytes of kernel command line */
+#define CONFIG_MAX_FILE    (1u << 20)  /* bytes of config file */
+
+struct config;                        /* opaque; owns its strings */
+struct config *config_new (void);     /* every key at its default */
+void config_free (struct config *c);
+/* Validates VALUE for KEY (without "rw.") and stores it unless a source of
+ * higher precedence already set it.  Returns 0, 1 for an unknown key
+ * (a warning is logged, nothing stored), -1 for a bad value (error logged,
+ * WHERE names the origin, e.g. "kernel command line").
+ */
+int config_set (struct config *c, const char *key, const char *value,
+                int from, const char *where);
+/* Parses a kernel command line: words split on blanks, double quotes
+ * group blanks and are removed; each rw.KEY=VALUE word is config_set.
+ * Words without the rw. prefix are ignored; a repeated key: the last
+ * wins.  -1 if any value was bad.
+ */
+int config_parse_cmdline (struct config *c, const char *cmdline);
+/* Reads /proc/cmdline (or PATH) and parses it. */
+int config_load_cmdline_file (struct config *c, const char *path);
+/* Parses a config file's text: KEY=VALUE lines, '#' comments, blank
+ * lines; a value may be wrapped in double or single quotes.
+ */
+int config_parse_file_text (struct config *c, const char *text, size_t len,
+                            const char *name);
+int config_load_file (struct config *c, const char *path);
+/* The value (never NULL for a known key; "" when empty). */
+const char *config_get (const struct config *c, const char *key);
+bool config_get_bool (const struct config *c, const char *key);
+int config_origin (const struct config *c, const char *key);
+/* Writes every key in FORMAT: plain "key=value" lines, shell
+ * "RW_KEY='value'" lines (for the ISO's /init to eval), or a markdown
+ * table of the key table (defaults only, for the docs).  The literal
+ * secret is never printed: plain shows "(set)", shell gives
+ * RW_SECRET_SET=0|1 instead.
+ */
+int config_dump (const struct config *c, int format, FILE *fp);
+/* Parses a format name ("plain", "shell", "markdown"); -1 if unknown. */
+int config_format (const char *name);
+/* Single-quotes S for sh into buf; -1 if it does not fit. */
+int config_shell_quote (const char *s, char *buf, size_t len);
+
+/* ---- ring.c: the worker's log ring buffer ---- */
+
+/* The last lines logged, for the control channel's "logs" request and
+ * the "log" events of an attached client.  Lines longer than
+ * RING_LINE_MAX are cut.  Its lock is a leaf: taken under the log lock
+ * (ring_sink), never held while logging.
+ */
+#define RING_LINE_MAX 1024
+struct ring;
+struct ring *ring_new (size_t nlines);
+void ring_free (struct ring *r);
+void ring_push (struct ring *r, int level, const char *line);
+/* A log_sink_fn: opaque is the ring. */
+void ring_sink (int level, const char *line, void *opaque);
+/* JSON array of at most N lines with seq > AFTER and level <= MAXLEVEL,
+ * oldest first: {"seq", "time", "level", "message"}.  *LAST gets the
+ * newest seq in the ring (may be NULL).  NULL only when out of memory.
+ */
+json_t *ring_tail (struct ring *r, size_t n, uint64_t after, int maxlevel,
+                   uint64_t *last);
+uint64_t ring_last_seq (struct ring *r);
+const char *ring_level_name (int level);
+
+/* ---- control.c: the control channel's messages ---- */
+
+/* TLS 1.3 (tls.c, label TLS_LABEL_CONTROL) carrying JSON text, one
+ * object per line ('\n'), each at most CTL_MAX_MSG bytes.
+ * docs/control-api.md is the reference.  The client sends requests
+ *   {"id": N, "request": "NAME", "args": {...}}
+ * and the worker answers each with one reply
+ *   {"id": N, "ok": true, "result": {...}}
+ *   {"id": N, "ok": false, "error": {"code": "...", "message": "..."}}
+ * possibly preceded (attach) by events
+ *   {"event": "NAME", "job": J, "seq": S, "time": T, "data": {...}}.
+ */
+#define CTL_DEFAULT_PORT 5995
+#define CTL_MAX_MSG      (1u << 20)
+#define CTL_PROTO_VERSION 1
+
+enum {
+  CTL_HELLO = 0, CTL_INVENTORY, CTL_PREFLIGHT, CTL_SYNC, CTL_VERIFY,
+  CTL_PREPARE, CTL_STATUS, CTL_ATTACH, CTL_CANCEL, CTL_LOGS, CTL_SHUTDOWN,
+  CTL_NREQ
+};
+
+/* A parsed and validated request.  root owns everything; args is
+ * borrowed from it (an empty object when the request had none).
+ */
+struct ctl_req {
+  json_int_t id;       /* -1 when the message had no usable id */
+  int type;            /* CTL_* */
+  json_t *args;
+  json_t *root;
+};
+/* Pure: parses one line and validates it against the request table
+ * (names, argument types, ranges, required arguments, no unknown ones).
+ * On error returns -1 with code (CTL_MAX_CODE bytes) and msg filled, and
+ * req->id set when the id could be read.  Never logs (the fuzz target).
+ */
+#define CTL_MAX_CODE 32
+int ctl_parse_request (const char *line, size_t len, struct ctl_req *req,
+                       char *code, char *msg, size_t msglen);
+void ctl_req_free (struct ctl_req *req);
+const char *ctl_req_name (int type);
+/* Returns the CTL_* of NAME, or -1. */
+int ctl_req_type (const char *name);
+
+/* Reads lines from a connection.  Owns buf. */
+struct ctl_reader {
+  char *buf;
+  size_t start, len;   /* unread bytes are buf[start, start+len) */
+  size_t scanned;      /* of which the first 'scanned' hold no '\n' */
+  bool discard;        /* skipping the rest of an oversize line */
+};
+void ctl_reader_init (struct ctl_reader *r);
+void ctl_reader_free (struct ctl_reader *r);
+/* Returns 1 with the next line (NUL-terminated, without '\n', valid until
+ * the next call) in *line, 2 when a line longer than CTL_MAX_MSG was
+ * skipped (its rest is discarded), 0 on a clean EOF, -1 on error.
+ */
+int ctl_read_line (struct conn *c, struct ctl_reader *r, char **line,
+                   size_t *len);
+/* Sends MSG as one line; -2 (nothing sent) if it exceeds CTL_MAX_MSG,
+ * -1 on error.
+ */
+int ctl_send (struct conn *c, json_t *msg);
+/* Replies; steal result (NULL: empty object). */
+int ctl_reply_ok (struct conn *c, json_int_t id, json_t *result);
+int ctl_reply_error (struct conn *c, json_int_t id, const char *code,
+                     const char *fmt, ...) RW_ATTR_PRINTF (4, 5);
+/* Client side: connects to HOST[:PORT] (default CTL_DEFAULT_PORT) and
+ * completes the TLS handshake.  T (TLS_CLIENT, TLS_LABEL_CONTROL) must
+ * outlive the connection.
+ */
+struct conn *ctl_connect (const char *worker, struct tls_ctx *t,
+                          int timeout_ms);
+
+/* ---- job.c: the worker's jobs (one at a time) ---- */
+
+enum { JOB_SYNC = 0, JOB_VERIFY, JOB_PREPARE };
+enum { JOB_RUNNING = 0, JOB_DONE, JOB_FAILED, JOB_CANCELLED };
+#define JOB_MAX_EVENTS 1024  /* kept per job; older ones are dropped */
+
+/* What a job does.  Owned by the job once jobs_start is called. */
+struct job_params {
+  int kind;                 /* JOB_* */
+  /* sync, verify */
+  char *source;
+  struct rw_secret secret;
+  struct pull_map *map;     /* map[i].target points into targets[i] */
+  char **targets;
+  size_t nmap;
+  int mode, streams;
+  uint64_t max_rate;
+  bool verify, dry_run;
+  /* prepare */
+  char *prepare_cmd;
+  char **disks;
+  size_t ndisks;
+};
+void job_params_free (struct job_params *p);
+
+struct job;
+struct jobs;
+/* STATE_DIR holds last-job.json and prepare reports (created if need be).
+ * RING (may be NULL, not owned): where a failed job finds the first error
+ * logged while it ran, for its "detail".
+ */
+struct jobs *jobs_new (const char *state_dir, struct ring *ring);
+/* Cancels a running job, waits for it, frees everything. */
+void jobs_free (struct jobs *js);
+/* Starts a job on its own thread; takes P in every case.  Fails (-1,
+ * code "busy") while another job runs.  *ID gets the job's id.
+ */
+int jobs_start (struct jobs *js, struct job_params *p, uint64_t *id,
+                char *code, char *msg, size_t msglen);
+bool jobs_busy (struct jobs *js);
+/* The job ID (0: the current or last one), with a reference, or NULL. */
+struct job *jobs_get (struct jobs *js, uint64_t id);
+void job_unref (struct job *j);
+uint64_t job_id (const struct job *j);
+/* Asks the job to stop; 0 if it was running. */
+int job_cancel (struct job *j);
+/* {"id", "kind", "state", "started", "ended", "progress", "result",
+ * "error", "detail", "last_seq"}.  Caller owns.
+ */
+json_t *job_status (struct job *j);
+/* Waits up to TIMEOUT_MS for events with seq > AFTER; returns a JSON
+ * array of them (oldest first, possibly empty; NULL out of memory),
+ * *ENDED set when the job has ended and every event was returned.
+ */
+json_t *job_events (struct job *j, uint64_t after, int timeout_ms,
+                    bool *ended);
+const char *job_state_name (int state);
+const char *job_kind_name (int kind);
+
+/* ---- ctlsrv.c: the worker's control channel server ---- */
+
+enum { CTLSRV_EXIT = 0, CTLSRV_POWEROFF, CTLSRV_REBOOT };
+struct ctlsrv_opts {
+  const struct config *cfg;   /* control, secret(_file), state_dir, ... */
+  const char *portfile;       /* the bound port, may be NULL */
+  const char *pidfile;        /* may be NULL */
+  const char *shutdown_cmd;   /* instead of poweroff/reboot; tests */
+};
+/* Serves until SIGINT/SIGTERM or a shutdown request.  Returns -1 on a
+ * setup error, else CTLSRV_EXIT, or CTLSRV_POWEROFF/REBOOT for main to
+ * carry out.
+ */
+int ctlsrv_run (const struct ctlsrv_opts *o);
 
 #endif /* RW_H */

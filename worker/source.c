@@ -147,20 +147,6 @@ h_map (struct session *s, uint64_t id, struct rbuf *r)
   return frame_send (s->c, RW_T_MAP_R, id, s->zbuf, 4 + m.w.len, NULL, 0);
 }
 
-/* True when [off, off+len) of a file is entirely a hole. */
-static bool
-source_is_hole (struct disk *d, uint64_t off, uint64_t len)
-{
-  off_t data;
-
-  if (!d->seek_data)
-    return false;
-  data = lseek (d->fd, off, SEEK_DATA);
-  if (data < 0)
-    return errno == ENXIO;
-  return (uint64_t) data >= off + len;
-}
-
 static int
 h_read (struct session *s, uint64_t id, struct rbuf *r)
 {
@@ -181,7 +167,7 @@ h_read (struct session *s, uint64_t id, struct rbuf *r)
   d = session_range (s, id, disk, off, len, &ret);
   if (!d)
     return ret;
-  if (source_is_hole (d, off, len)) {
+  if (d->seek_data && util_is_hole (d->fd, off, len)) {
     enc = RW_ENC_ZERO;
     outlen = 0;
   }

@@ -269,14 +269,10 @@ static bool
 stream_target_hole (void *opaque, uint64_t off, uint64_t len)
 {
   struct target *t = opaque;
-  off_t data;
 
   if (t->is_blk || t->fd < 0)
     return t->fd < 0;
-  data = lseek (t->fd, off, SEEK_DATA);
-  if (data < 0)
-    return errno == ENXIO;
-  return (uint64_t) data >= off + len;
+  return util_is_hole (t->fd, off, len);
 }
 
 static int
@@ -478,6 +474,8 @@ stream_thread (void *arg)
     pull_fail (p, false, "out of memory for stream buffers");
     goto out_free;
   }
+  conn_set_timeout (x->s->c, (p->o->stall_timeout > 0
+                              ? p->o->stall_timeout : 120) * 1000);
   if (p->any_delta) {
     memset (x->hbuf, 0, p->chunk);
     hashes_of (x->hbuf, p->chunk, x->zhash);

@@ -24,7 +24,6 @@
 
 #include "rw.h"
 
-#define DIO_ALIGN 4096
 #define ZERO_BUF  (1u << 20)
 
 static bool
@@ -149,32 +148,10 @@ target_close (struct target *t)
   t->fd = t->dfd = -1;
 }
 
-static int
-target_pwrite_full (struct target *t, int fd, const void *buf, size_t n,
-                    uint64_t off)
-{
-  const char *p = buf;
-
-  while (n > 0) {
-    ssize_t r = pwrite (fd, p, n, off);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0) {
-      log_error ("pwrite %s @ %llu: %s", t->path, (unsigned long long) off,
-                 r < 0 ? strerror (errno) : "no progress");
-      return -1;
-    }
-    p += r;
-    n -= r;
-    off += r;
-  }
-  return 0;
-}
-
 int
 target_write (struct target *t, const void *buf, size_t n, uint64_t off)
 {
-  size_t direct = 0;
+  size_t direct;
 
   if (!target_range_ok (t, "write", off, n))
     return -1;
@@ -182,13 +159,12 @@ target_write (struct target *t, const void *buf, size_t n, uint64_t off)
     log_error ("write %s: target opened for a dry run", t->path);
     return -1;
   }
-  if (t->dfd >= 0 && off % DIO_ALIGN == 0 && (uintptr_t) buf % DIO_ALIGN == 0)
-    direct = n - n % DIO_ALIGN;
-  if (direct && target_pwrite_full (t, t->dfd, buf, direct, off) < 0)
+  direct = util_direct_len (t->dfd, buf, n, off);
+  if (direct && util_pwrite_full (t->dfd, buf, direct, off, t->path) < 0)
     return -1;
   if (n > direct
-      && target_pwrite_full (t, t->fd, (const char *) buf + direct,
-                             n - direct, off + direct) < 0)
+      && util_pwrite_full (t->fd, (const char *) buf + direct, n - direct,
+                           off + direct, t->path) < 0)
     return -1;
   return 0;
 }
@@ -266,7 +242,7 @@ target_zero (struct target *t, uint64_t off, uint64_t n)
 int
 target_read (struct target *t, void *buf, size_t n, uint64_t off)
 {
-  size_t direct = 0, done;
+  size_t direct, done;
   int fd;
 
   if (!target_range_ok (t, "read", off, n))
@@ -275,8 +251,7 @@ target_read (struct target *t, void *buf, size_t n, uint64_t off)
     memset (buf, 0, n);         /* a dry run of a file not yet created */
     return 0;
   }
-  if (t->dfd >= 0 && off % DIO_ALIGN == 0 && (uintptr_t) buf % DIO_ALIGN == 0)
-    direct = n - n % DIO_ALIGN;
+  direct = util_direct_len (t->dfd, buf, n, off);
   for (done = 0; done < n;) {
     fd = done < direct ? t->dfd : t->fd;
     size_t want = (done < direct ? direct : n) - done;

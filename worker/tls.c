@@ -378,6 +378,8 @@ conn_read_full (struct conn *c, void *buf, size_t n)
     if (r < 0) {
       if (errno == EINTR)
         continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        errno = ETIMEDOUT;
       return -1;
     }
     if (r == 0) {
@@ -418,6 +420,12 @@ conn_wire_bytes (struct conn *c)
       return BIO_number_read (b) + BIO_number_written (b);
   }
   return c->raw_in + c->raw_out;
+}
+
+void
+conn_set_timeout (struct conn *c, int ms)
+{
+  tls_set_timeout (c->fd, ms);
 }
 
 void

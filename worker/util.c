@@ -156,3 +156,64 @@ util_write_file_atomic (const char *path, const void *data, size_t len)
   unlink (tmp);
   return -1;
 }
+
+int
+util_pread_full (int fd, void *buf, size_t n, uint64_t off, const char *path)
+{
+  char *p = buf;
+
+  while (n > 0) {
+    ssize_t r = pread (fd, p, n, off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      log_error ("pread %s @ %llu: %s", path, (unsigned long long) off,
+                 r < 0 ? strerror (errno) : "unexpected end of file");
+      return -1;
+    }
+    p += r;
+    n -= r;
+    off += r;
+  }
+  return 0;
+}
+
+int
+util_pwrite_full (int fd, const void *buf, size_t n, uint64_t off,
+                  const char *path)
+{
+  const char *p = buf;
+
+  while (n > 0) {
+    ssize_t r = pwrite (fd, p, n, off);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      log_error ("pwrite %s @ %llu: %s", path, (unsigned long long) off,
+                 r < 0 ? strerror (errno) : "no progress");
+      return -1;
+    }
+    p += r;
+    n -= r;
+    off += r;
+  }
+  return 0;
+}
+
+size_t
+util_direct_len (int dfd, const void *buf, size_t n, uint64_t off)
+{
+  if (dfd < 0 || off % UTIL_DIO_ALIGN || (uintptr_t) buf % UTIL_DIO_ALIGN)
+    return 0;
+  return n - n % UTIL_DIO_ALIGN;
+}
+
+bool
+util_is_hole (int fd, uint64_t off, uint64_t len)
+{
+  off_t data = lseek (fd, off, SEEK_DATA);
+
+  if (data < 0)
+    return errno == ENXIO;
+  return (uint64_t) data >= off + len;
+}

@@ -1,6 +1,6 @@
 /* Unit tests: codec.c (LZ4, zero detection, checksum) and hashes.c. */
 
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,15 +172,4 @@ suite (void)
   return s;
 }
 
-int
-main (void)
-{
-  SRunner *sr = srunner_create (suite ());
-  int failed;
-
-  log_init ("test-codec", RW_LOG_ERROR);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+RW_UNIT_MAIN ("test-codec", suite)

@@ -1,6 +1,6 @@
 /* Unit tests: range splitting in the dispenser (pull.c). */
 
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,15 +123,4 @@ suite (void)
   return s;
 }
 
-int
-main (void)
-{
-  SRunner *sr = srunner_create (suite ());
-  int failed;
-
-  log_init ("test-dispense", RW_LOG_ERROR);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+RW_UNIT_MAIN ("test-dispense", suite)

@@ -2,7 +2,7 @@
  * (secret.c) and checkpoint estimates (ckpt.c).
  */
 
-#include <check.h>
+#include "unit.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -138,15 +138,4 @@ suite (void)
   return s;
 }
 
-int
-main (void)
-{
-  SRunner *sr = srunner_create (suite ());
-  int failed;
-
-  log_init ("test-opts", RW_LOG_ERROR + 0);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+RW_UNIT_MAIN ("test-opts", suite)

@@ -4,7 +4,7 @@
  * case must fail the sync and leave the target exactly as it was.
  */
 
-#include <check.h>
+#include "unit.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -215,16 +215,4 @@ suite (void)
   return s;
 }
 
-int
-main (void)
-{
-  SRunner *sr = srunner_create (suite ());
-  int failed;
-
-  signal (SIGPIPE, SIG_IGN);
-  log_init ("test-rogue", RW_LOG_ERROR);
-  srunner_run_all (sr, CK_NORMAL);
-  failed = srunner_ntests_failed (sr);
-  srunner_free (sr);
-  return failed ? EXIT_FAILURE : EXIT_SUCCESS;
-}
+RW_UNIT_MAIN ("test-rogue", suite)

@@ -1,0 +1,52 @@
+#!/bin/bash
+# prepare: without the rw-prepare program, a clear "not available" error;
+# with one (a stand-in script here), its output lines come back as events
+# and its JSON report with the job's result; a failing run fails the job.
+. "$(dirname "$0")/functions.sh"
+. "$(dirname "$0")/worker-functions.sh"
+
+WORKER_CMDLINE="rw.prepare_cmd=$T/no-such-prepare"
+start_worker
+truncate -s 1M "$T/disk.img"
+if ctl prepare "$T/disk.img" > "$T/out" 2> "$T/err"; then
+  fail "prepare without rw-prepare was accepted"
+fi
+grep -q "unavailable: prepare not available" "$T/err" || fail "$(cat "$T/err")"
+ctl --json hello > "$T/hello.json"
+[ "$(jget "$T/hello.json" "j['prepare']")" = False ] || fail "hello: prepare"
+kill "$WORKER_PID"
+wait "$WORKER_PID" 2> /dev/null || true
+
+# A stand-in with rw-prepare's interface: --backend native --report FILE
+# DISK...; it fails when FAIL exists.
+cat > "$T/fake-prepare" <<SH
+#!/bin/sh
+[ "\$1" = --backend ] && [ "\$2" = native ] && [ "\$3" = --report ] || exit 2
+report=\$4; shift 4
+echo "inspecting \$*"
+echo "to stderr" >&2
+printf '{"ok": true, "disks": ["%s"], "changes": ["virtio"]}\n' "\$1" \
+  > "\$report"
+[ ! -e "$T/FAIL" ] || { echo "conversion failed"; exit 3; }
+echo "done"
+SH
+chmod +x "$T/fake-prepare"
+WORKER_CMDLINE="rw.prepare_cmd=$T/fake-prepare"
+start_worker
+ctl --json prepare --wait "$T/disk.img" > "$T/prep.json" \
+  || { cat "$T/prep.json"; fail "prepare failed"; }
+grep -q "\"line\":\"inspecting $T/disk.img\"" "$T/prep.json" \
+  || fail "no output event"
+grep -q '"line":"to stderr"' "$T/prep.json" || fail "no stderr event"
+[ "$(jget "$T/prep.json" "j['result']['result']['report']['changes']")" \
+  = "['virtio']" ] || fail "report: $(tail -1 "$T/prep.json")"
+[ "$(jget "$T/prep.json" "j['result']['result']['exit_status']")" = 0 ] \
+  || fail "exit status"
+
+touch "$T/FAIL"
+if ctl prepare --wait "$T/disk.img" > "$T/prep" 2>&1; then
+  fail "a failing prepare succeeded"
+fi
+grep -q "conversion failed" "$T/prep" || fail "output not relayed"
+grep -q "exited with status 3" "$T/prep" || fail "$(cat "$T/prep")"
+echo ok
