@@ -60,7 +60,7 @@ codec_probe (const void *in, size_t n, void *out, size_t outcap)
 
 int
 codec_encode (const void *in, size_t n, void *out, size_t outcap,
-              int *enc, size_t *outlen)
+              bool compress, int *enc, size_t *outlen)
 {
   int r;
 
@@ -69,6 +69,11 @@ codec_encode (const void *in, size_t n, void *out, size_t outcap,
   if (codec_is_zero (in, n)) {
     *enc = RW_ENC_ZERO;
     *outlen = 0;
+    return 0;
+  }
+  if (!compress) {
+    *enc = RW_ENC_RAW;
+    *outlen = n;
     return 0;
   }
   /* Incompressible data (media, encrypted or already compressed files)

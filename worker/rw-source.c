@@ -28,6 +28,8 @@ usage (FILE *f)
 "  --disk PATH           a disk to serve; repeat for more (ids 0, 1, ...)\n"
 "  --secret-file FILE    the per-migration secret (16 bytes at least)\n"
 "  --max-clients N       concurrent connections (default 64)\n"
+"  --compress WHEN       LZ4: auto (while the network is the bottleneck,\n"
+"                        the default), always or never\n"
 "  --pidfile FILE        write the process id once listening\n"
 "  --portfile FILE       write the bound port once listening\n"
 "  -v, --verbose         debug messages\n"
@@ -43,6 +45,7 @@ main (int argc, char **argv)
     { "disk", required_argument, NULL, 'd' },
     { "secret-file", required_argument, NULL, 's' },
     { "max-clients", required_argument, NULL, 'm' },
+    { "compress", required_argument, NULL, 'c' },
     { "pidfile", required_argument, NULL, 'P' },
     { "portfile", required_argument, NULL, 'p' },
     { "verbose", no_argument, NULL, 'v' },
@@ -74,6 +77,19 @@ main (int argc, char **argv)
         if (util_parse_int ("--max-clients", optarg, 1, 4096, &v) < 0)
           return 2;
         o.max_clients = (int) v;
+        break;
+      case 'c':
+        if (strcmp (optarg, "auto") == 0)
+          o.compress = SOURCE_LZ4_AUTO;
+        else if (strcmp (optarg, "always") == 0)
+          o.compress = SOURCE_LZ4_ALWAYS;
+        else if (strcmp (optarg, "never") == 0)
+          o.compress = SOURCE_LZ4_NEVER;
+        else {
+          log_error ("--compress: expected auto, always or never, got '%s'",
+                     optarg);
+          return 2;
+        }
         break;
       case 'P': o.pidfile = optarg; break;
       case 'p': o.portfile = optarg; break;

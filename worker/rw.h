@@ -186,6 +186,8 @@ int conn_write_full (struct conn *c, const void *buf, size_t n);
 uint64_t conn_wire_bytes (struct conn *c);
 /* Shuts down TLS, closes the fd and frees c. */
 void conn_free (struct conn *c);
+/* True when a read would find data (buffered or on the socket) now. */
+bool conn_readable (struct conn *c);
 /* A receive that waits longer than ms fails with ETIMEDOUT (0: never). */
 void conn_set_timeout (struct conn *c, int ms);
 /* Interrupts a blocked connection from another thread (cancel). */
@@ -223,12 +225,12 @@ bool codec_is_zero (const void *p, size_t n);
 uint64_t codec_checksum (const void *p, size_t n);
 /* Capacity the output of codec_encode needs for n input bytes. */
 size_t codec_bound (size_t n);
-/* Chooses the encoding of n bytes: ZERO, LZ4 when it saves at least 1/32,
- * else RAW.  For LZ4 the block is in out and *outlen is its size; for RAW
- * *outlen is n and the data stays in 'in'.
+/* Chooses the encoding of n bytes: ZERO, LZ4 (when compress is set and it
+ * saves at least 1/32), else RAW.  For LZ4 the block is in out and
+ * *outlen is its size; for RAW *outlen is n and the data stays in 'in'.
  */
 int codec_encode (const void *in, size_t n, void *out, size_t outcap,
-                  int *enc, size_t *outlen);
+                  bool compress, int *enc, size_t *outlen);
 /* Decodes into out, which must become exactly ulen bytes. */
 int codec_decode (int enc, const void *in, size_t inlen, void *out,
                   size_t ulen);
@@ -488,8 +490,11 @@ int source_hashes (struct conn *c, struct disk *d, uint32_t disk,
 
 /* ---- source.c: the server end (rw-source) ---- */
 
+enum { SOURCE_LZ4_AUTO = 0, SOURCE_LZ4_ALWAYS, SOURCE_LZ4_NEVER };
 struct source_opts {
   const char *listen;          /* addr[:port] */
+  int compress;                /* SOURCE_LZ4_*: auto compresses only
+                                * while the network is the bottleneck */
   const char *const *disks;    /* paths */
   size_t ndisks;
   const struct rw_secret *secret;

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,14 +39,59 @@ struct server {
   volatile int *quit;
 };
 
+/* Read-ahead: READ requests go into a ring of slots that a reader thread
+ * fills from the disk while the session thread encodes and sends earlier
+ * ones, so disk latency overlaps the network.  The session thread alone
+ * touches the connection (an SSL object is not shared between threads).
+ * Slot states move queued -> (reader) done/hole/failed -> (sender) free.
+ * Lock: ra_lock guards the ring's indices and states.
+ */
+#define SOURCE_RA_SLOTS 4
+enum { SLOT_QUEUED, SLOT_DONE, SLOT_HOLE, SLOT_FAILED };
+struct rslot {
+  uint64_t id;
+  uint32_t disk, len;
+  uint64_t off;
+  int state;
+  uint8_t *buf;                      /* aligned, cap bytes, owned */
+  size_t cap;
+};
+
 struct session {
   struct server *srv;
   struct conn *c;
   bool hello;
+  struct rslot ra[SOURCE_RA_SLOTS];
+  size_t ra_head, ra_n, ra_next;     /* oldest, count, next to read */
+  bool ra_quit, ra_started;
+  pthread_t ra_thread;
+  pthread_mutex_t ra_lock;
+  pthread_cond_t ra_cond;
   uint8_t *rbuf;                     /* RW_MAX_READ, aligned */
   uint8_t *zbuf;                     /* codec_bound (RW_MAX_READ) */
   uint8_t req[SOURCE_REQ_MAX];
+  int sndbuf;                        /* the socket's send buffer */
 };
+
+/* Whether to spend CPU on LZ4 for the next block.  In auto mode: only
+ * while the network is the bottleneck, that is while the socket's send
+ * queue holds more than an eighth of its buffer (data waits for the
+ * wire); on a fast link the CPU is better spent elsewhere.
+ */
+static bool
+session_compress (struct session *s)
+{
+  int outq = 0;
+
+  switch (s->srv->o->compress) {
+    case SOURCE_LZ4_ALWAYS: return true;
+    case SOURCE_LZ4_NEVER: return false;
+    default:
+      if (ioctl (s->c->fd, SIOCOUTQ, &outq) < 0)
+        return true;
+      return outq > s->sndbuf / 8;
+  }
+}
 
 /* Returns 0 to go on, -1 to close the connection. */
 typedef int (*handler_fn) (struct session *s, uint64_t id, struct rbuf *r);
@@ -147,44 +194,153 @@ h_map (struct session *s, uint64_t id, struct rbuf *r)
   return frame_send (s->c, RW_T_MAP_R, id, s->zbuf, 4 + m.w.len, NULL, 0);
 }
 
+static void *
+ra_reader (void *arg)
+{
+  struct session *s = arg;
+  struct server *srv = s->srv;
+
+  pthread_mutex_lock (&s->ra_lock);
+  for (;;) {
+    struct rslot *sl;
+    struct disk *d;
+    int st;
+    while (!s->ra_quit && s->ra_next == s->ra_n)
+      pthread_cond_wait (&s->ra_cond, &s->ra_lock);
+    if (s->ra_quit)
+      break;
+    sl = &s->ra[(s->ra_head + s->ra_next) % SOURCE_RA_SLOTS];
+    pthread_mutex_unlock (&s->ra_lock);
+    d = &srv->disks[sl->disk];
+    if (d->seek_data && util_is_hole (d->fd, sl->off, sl->len))
+      st = SLOT_HOLE;
+    else
+      st = disk_read (d, sl->buf, sl->len, sl->off) == 0 ? SLOT_DONE
+        : SLOT_FAILED;
+    pthread_mutex_lock (&s->ra_lock);
+    sl->state = st;
+    s->ra_next++;
+    pthread_cond_broadcast (&s->ra_cond);
+  }
+  pthread_mutex_unlock (&s->ra_lock);
+  return NULL;
+}
+
+/* Encodes and sends the oldest read, once the reader has it. */
+static int
+ra_send_head (struct session *s)
+{
+  struct rslot *sl = &s->ra[s->ra_head];
+  uint8_t h[RW_DATA_HDR_LEN];
+  int enc = RW_ENC_ZERO, r;
+  size_t outlen = 0;
+  const void *payload;
+
+  pthread_mutex_lock (&s->ra_lock);
+  while (sl->state == SLOT_QUEUED)
+    pthread_cond_wait (&s->ra_cond, &s->ra_lock);
+  pthread_mutex_unlock (&s->ra_lock);
+  if (sl->state == SLOT_FAILED)
+    r = frame_send_error (s->c, sl->id, RW_E_IO, "cannot read disk %u @ %llu",
+                          sl->disk, (unsigned long long) sl->off);
+  else {
+    if (sl->state == SLOT_DONE)
+      codec_encode (sl->buf, sl->len, s->zbuf, codec_bound (RW_MAX_READ),
+                    session_compress (s), &enc, &outlen);
+    payload = enc == RW_ENC_LZ4 ? (const void *) s->zbuf : sl->buf;
+    h[0] = (uint8_t) enc;
+    h[1] = h[2] = h[3] = 0;
+    put_be32 (h + 4, sl->len);
+    put_be64 (h + 8, enc == RW_ENC_ZERO ? 0
+              : codec_checksum (sl->buf, sl->len));
+    r = frame_send (s->c, RW_T_DATA, sl->id, h, sizeof h,
+                    outlen ? payload : NULL, outlen);
+  }
+  pthread_mutex_lock (&s->ra_lock);
+  s->ra_head = (s->ra_head + 1) % SOURCE_RA_SLOTS;
+  s->ra_n--;
+  s->ra_next--;
+  pthread_mutex_unlock (&s->ra_lock);
+  return r;
+}
+
+/* Sends every queued read: replies leave in the order of the requests. */
+static int
+ra_drain (struct session *s)
+{
+  while (s->ra_n > 0)
+    if (ra_send_head (s) < 0)
+      return -1;
+  return 0;
+}
+
+static void
+ra_stop (struct session *s)
+{
+  size_t i;
+
+  if (s->ra_started) {
+    pthread_mutex_lock (&s->ra_lock);
+    s->ra_quit = true;
+    pthread_cond_broadcast (&s->ra_cond);
+    pthread_mutex_unlock (&s->ra_lock);
+    pthread_join (s->ra_thread, NULL);
+  }
+  for (i = 0; i < SOURCE_RA_SLOTS; i++)
+    free (s->ra[i].buf);
+}
+
 static int
 h_read (struct session *s, uint64_t id, struct rbuf *r)
 {
   uint32_t disk, len;
   uint64_t off;
-  struct disk *d;
-  uint8_t h[RW_DATA_HDR_LEN];
-  int ret = 0, enc;
-  size_t outlen;
-  const void *payload;
+  struct rslot *sl;
+  int ret = 0;
 
   rbuf_u32 (r, &disk);
   rbuf_u64 (r, &off);
   rbuf_u32 (r, &len);
-  if (len == 0 || len > RW_MAX_READ)
+  if (len == 0 || len > RW_MAX_READ) {
+    if (ra_drain (s) < 0)
+      return -1;
     return frame_send_error (s->c, id, RW_E_RANGE,
                              "read length %u not in 1..%u", len, RW_MAX_READ);
-  d = session_range (s, id, disk, off, len, &ret);
-  if (!d)
+  }
+  if (disk >= s->srv->ndisks || off > s->srv->disks[disk].size
+      || len > s->srv->disks[disk].size - off) {
+    if (ra_drain (s) < 0)
+      return -1;
+    session_range (s, id, disk, off, len, &ret);
     return ret;
-  if (d->seek_data && util_is_hole (d->fd, off, len)) {
-    enc = RW_ENC_ZERO;
-    outlen = 0;
   }
-  else {
-    if (disk_read (d, s->rbuf, len, off) < 0)
-      return frame_send_error (s->c, id, RW_E_IO, "cannot read disk %u @ %llu",
-                               disk, (unsigned long long) off);
-    codec_encode (s->rbuf, len, s->zbuf, codec_bound (RW_MAX_READ), &enc,
-                  &outlen);
+  if (!s->ra_started) {
+    if (pthread_create (&s->ra_thread, NULL, ra_reader, s) != 0) {
+      log_error ("cannot start a read-ahead thread for %s", s->c->peer);
+      return -1;
+    }
+    s->ra_started = true;
   }
-  payload = enc == RW_ENC_LZ4 ? (const void *) s->zbuf : s->rbuf;
-  h[0] = (uint8_t) enc;
-  h[1] = h[2] = h[3] = 0;
-  put_be32 (h + 4, len);
-  put_be64 (h + 8, enc == RW_ENC_ZERO ? 0 : codec_checksum (s->rbuf, len));
-  return frame_send (s->c, RW_T_DATA, id, h, sizeof h,
-                     outlen ? payload : NULL, outlen);
+  if (s->ra_n == SOURCE_RA_SLOTS && ra_send_head (s) < 0)
+    return -1;
+  sl = &s->ra[(s->ra_head + s->ra_n) % SOURCE_RA_SLOTS];
+  if (sl->cap < len) {
+    free (sl->buf);
+    sl->buf = util_alloc_aligned (len);
+    sl->cap = sl->buf ? len : 0;
+    if (!sl->buf)
+      return frame_send_error (s->c, id, RW_E_IO, "out of memory");
+  }
+  sl->id = id;
+  sl->disk = disk;
+  sl->off = off;
+  sl->len = len;
+  sl->state = SLOT_QUEUED;
+  pthread_mutex_lock (&s->ra_lock);
+  s->ra_n++;
+  pthread_cond_broadcast (&s->ra_cond);
+  pthread_mutex_unlock (&s->ra_lock);
+  return 0;
 }
 
 static int
@@ -274,6 +430,9 @@ session_one (struct session *s)
 
   if (frame_recv (s->c, &h, s->req, sizeof s->req) < 0)
     return -1;
+  /* Anything but a READ is answered after the reads before it. */
+  if (h.type != RW_T_READ && ra_drain (s) < 0)
+    return -1;
   for (i = 0; i < RW_ARRAY_SIZE (dispatch); i++)
     if (dispatch[i].type == h.type)
       break;
@@ -312,8 +471,20 @@ session_thread (void *arg)
   struct server *srv = s->srv;
   uint64_t wire;
 
-  while (!*srv->quit && session_one (s) == 0)
-    ;
+  pthread_mutex_init (&s->ra_lock, NULL);
+  pthread_cond_init (&s->ra_cond, NULL);
+  /* Take new requests while there is room and input, else send. */
+  while (!*srv->quit) {
+    if (s->ra_n < SOURCE_RA_SLOTS && (s->ra_n == 0 || conn_readable (s->c))) {
+      if (session_one (s) < 0)
+        break;
+    }
+    else if (ra_send_head (s) < 0)
+      break;
+  }
+  ra_stop (s);
+  pthread_mutex_destroy (&s->ra_lock);
+  pthread_cond_destroy (&s->ra_cond);
   wire = conn_wire_bytes (s->c);
   log_debug ("client %s gone (%llu bytes on the wire)", s->c->peer,
              (unsigned long long) wire);
@@ -357,6 +528,11 @@ pending_thread (void *arg)
   log_debug ("client %s authenticated", c->peer);
   s->srv = srv;
   s->c = c;
+  {
+    socklen_t sl = sizeof s->sndbuf;
+    if (getsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &sl) < 0)
+      s->sndbuf = 1 << 20;
+  }
   s->rbuf = util_alloc_aligned (RW_MAX_READ);
   s->zbuf = malloc (codec_bound (RW_MAX_READ) > 4 + (size_t) RW_MAX_EXTENTS
                     * RW_EXTENT_LEN ? codec_bound (RW_MAX_READ)

@@ -422,6 +422,16 @@ conn_wire_bytes (struct conn *c)
   return c->raw_in + c->raw_out;
 }
 
+bool
+conn_readable (struct conn *c)
+{
+  struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+
+  if (c->tls && SSL_pending (c->tls) > 0)
+    return true;
+  return poll (&pfd, 1, 0) > 0;
+}
+
 void
 conn_set_timeout (struct conn *c, int ms)
 {

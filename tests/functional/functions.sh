@@ -94,6 +94,7 @@ start_source ()
   for d in "$@"; do args="$args --disk $d"; done
   # shellcheck disable=SC2086
   start_bg "source$n" "$RW_BIN/rw-source" --listen 127.0.0.1:0 \
+    --compress "${SOURCE_COMPRESS:-always}" \
     --secret-file "$T/secret" --portfile "$T/source$n.port" \
     --pidfile "$T/source$n.pid" $args ${SOURCE_OPTS:-}
   wait_for_file "$T/source$n.port" 10 \

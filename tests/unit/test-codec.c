@@ -48,7 +48,7 @@ START_TEST (encode_picks_encoding)
 
   for (kind = 0; kind < 3; kind++) {
     uint8_t *in = filled (n, kind);
-    ck_assert_int_eq (codec_encode (in, n, out, codec_bound (n), &enc,
+    ck_assert_int_eq (codec_encode (in, n, out, codec_bound (n), true, &enc,
                                     &outlen), 0);
     ck_assert_int_eq (enc, kind == 0 ? RW_ENC_ZERO
                       : kind == 1 ? RW_ENC_RAW : RW_ENC_LZ4);
@@ -67,6 +67,24 @@ START_TEST (encode_picks_encoding)
 }
 END_TEST
 
+START_TEST (no_compression_when_asked)
+{
+  size_t n = 65536, outlen;
+  uint8_t *in = filled (n, 2), *out = malloc (codec_bound (n));
+  int enc;
+
+  ck_assert_int_eq (codec_encode (in, n, out, codec_bound (n), false, &enc,
+                                  &outlen), 0);
+  ck_assert_int_eq (enc, RW_ENC_RAW);
+  ck_assert_uint_eq (outlen, n);
+  memset (in, 0, n);            /* zeros are still found */
+  codec_encode (in, n, out, codec_bound (n), false, &enc, &outlen);
+  ck_assert_int_eq (enc, RW_ENC_ZERO);
+  free (in);
+  free (out);
+}
+END_TEST
+
 START_TEST (decode_rejects_lies)
 {
   size_t n = 65536, outlen;
@@ -74,7 +92,7 @@ START_TEST (decode_rejects_lies)
   uint8_t *back = malloc (n + 100);
   int enc;
 
-  codec_encode (in, n, out, codec_bound (n), &enc, &outlen);
+  codec_encode (in, n, out, codec_bound (n), true, &enc, &outlen);
   ck_assert_int_eq (enc, RW_ENC_LZ4);
   /* Declared size too small or too large. */
   ck_assert_int_eq (codec_decode (enc, out, outlen, back, n - 1), -1);
@@ -165,6 +183,7 @@ suite (void)
   tcase_add_test (tc, zero_detection);
   tcase_add_test (tc, encode_picks_encoding);
   tcase_add_test (tc, decode_rejects_lies);
+  tcase_add_test (tc, no_compression_when_asked);
   tcase_add_test (tc, checksum_sees_changes);
   tcase_add_test (tc, hashes_ranges);
   tcase_add_test (tc, hashes_compute_matches_direct);
