@@ -496,7 +496,7 @@ step_tools (struct ctx *c)
  * frees), and the number of replacements in *n. */
 static char *
 rewrite_devnames (struct ctx *c, const char *path, const char *text,
-                  size_t len, size_t *n)
+                  size_t len, int record, size_t *n)
 {
   struct buf out = { .max = 2 * MAX_CONFIG_FILE };
   const char *p = text, *end = text + len;
@@ -525,7 +525,8 @@ rewrite_devnames (struct ctx *c, const char *path, const char *text,
         if (is_guest_disk_name (tok)) {
           uuid = c->g->ops->dev_uuid (c->g, tok);
           if (uuid) {
-            change (c, "devices", "%s: %s -> UUID=%s", path, tok, uuid);
+            if (record)
+              change (c, "devices", "%s: %s -> UUID=%s", path, tok, uuid);
             buf_printf (&out, "UUID=%s", uuid);
             free (uuid);
             (*n)++;
@@ -533,8 +534,9 @@ rewrite_devnames (struct ctx *c, const char *path, const char *text,
             bol = 0;
             continue;
           }
-          warning ("%s: no filesystem UUID for %s: left as it is",
-                   path, tok);
+          if (record)
+            warning ("%s: no filesystem UUID for %s: left as it is",
+                     path, tok);
         }
       }
     }
@@ -558,7 +560,7 @@ rewrite_file (struct ctx *c, const char *path, int *changed)
   text = c->g->ops->read_file (c->g, path, MAX_CONFIG_FILE, &len);
   if (text == NULL)
     return -1;
-  new = rewrite_devnames (c, path, text, len, &n);
+  new = rewrite_devnames (c, path, text, len, 1, &n);
   if (n > 0) {
     *changed = 1;
     if (c->apply)
@@ -597,14 +599,10 @@ step_devices (struct ctx *c)
 
     if (cfg == NULL)
       return -1;
-    tmp = rewrite_devnames (c, c->grub_cfg, cfg, len, &n);
-    /* Those were planned changes to a generated file: undo the count,
-     * the regeneration is the change. */
-    if (n > 0) {
-      json_array_remove (c->changes, json_array_size (c->changes) - 1);
-      c->nchanges--;
+    /* A generated file: the regeneration is the change. */
+    tmp = rewrite_devnames (c, c->grub_cfg, cfg, len, 0, &n);
+    if (n > 0)
       c->regen_grub = 1;
-    }
     free (tmp);
     free (cfg);
   }
@@ -1013,6 +1011,56 @@ uefi_fallback (struct ctx *c)
   return r;
 }
 
+/* Where the tool could not see /dev/disk/by-uuid (a chroot on a host
+ * without udev), grub-mkconfig writes root=<the device it saw>, which
+ * will not exist on KVM: name the root filesystem by UUID instead. */
+static int
+fix_grub_root (struct ctx *c)
+{
+  struct buf out = { .max = 2 * MAX_BINARY_FILE };
+  size_t len, n = 0;
+  char *cfg, *uuid = NULL;
+  const char *p, *end;
+  int r = 0;
+
+  cfg = c->g->ops->read_file (c->g, c->grub_cfg, MAX_BINARY_FILE, &len);
+  if (cfg == NULL)
+    return -1;
+  for (p = cfg, end = cfg + len; p < end; ) {
+    const char *q = memmem (p, end - p, "root=/dev/", 10);
+    size_t tl;
+
+    if (q == NULL) {
+      buf_add (&out, p, end - p);
+      break;
+    }
+    buf_add (&out, p, q - p);
+    tl = strcspn (q, " \t\n");
+    if (tl > (size_t) (end - q))
+      tl = end - q;
+    if (strncmp (q + 5, "/dev/mapper/", 12) == 0 ||
+        strncmp (q + 5, "/dev/disk/by-", 13) == 0 ||
+        (uuid == NULL && (uuid = c->g->ops->dev_uuid (c->g,
+                                                      c->g->root)) == NULL)) {
+      buf_add (&out, q, tl);
+    }
+    else {
+      buf_printf (&out, "root=UUID=%s", uuid);
+      n++;
+    }
+    p = q + tl;
+  }
+  if (n > 0) {
+    change (c, "bootloader", "%s: root=<device> -> root=UUID=%s",
+            c->grub_cfg, uuid);
+    r = c->g->ops->write_file (c->g, c->grub_cfg, out.s, out.len, 0644);
+  }
+  free (uuid);
+  free (cfg);
+  buf_free (&out);
+  return r;
+}
+
 static int
 step_bootloader (struct ctx *c)
 {
@@ -1033,7 +1081,9 @@ step_bootloader (struct ctx *c)
     cmd = "update-grub";
   else
     cmd = "grub2-mkconfig -o /boot/grub2/grub.cfg";
-  return guest_run_ok (c, "regenerating the boot loader config", cmd);
+  if (guest_run_ok (c, "regenerating the boot loader config", cmd) == -1)
+    return -1;
+  return fix_grub_root (c);
 }
 
 /* ---- migration extensions ---- */
