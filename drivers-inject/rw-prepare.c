@@ -25,8 +25,8 @@ usage (int status)
 "  --extension [firstboot:]FILE\n"
 "                        run FILE in the guest's root now, or at its\n"
 "                        first boot (repeatable)\n"
-"  --nic MAC=NAME        the NIC with MAC gets the configuration that\n"
-"                        interface NAME had (repeatable)\n"
+"  --nic MAC=NAME        the NIC with MAC gets the configuration\n"
+"                        that interface NAME had (repeatable)\n"
 "  --report FILE         write a JSON report of findings and changes\n"
 "  -v, --verbose         more messages (twice: libguestfs trace)\n"
 "  -h, --help            this help\n");
