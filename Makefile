@@ -101,9 +101,10 @@ demo: deps all
 	@scripts/deps test
 	@scripts/demo $(BUILD)
 
-bench: deps all
+bench: deps all prepare
 	@scripts/deps test bench
 	@tests/bench/run $(BUILD)
+	@tests/bench/prepare-bench
 
 iso:
 	@iso/build
@@ -113,3 +114,4 @@ prepare:
 
 clean:
 	rm -rf build build-asan build-fuzz
+	$(MAKE) -C drivers-inject clean
