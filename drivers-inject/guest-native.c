@@ -715,8 +715,6 @@ native_sh (struct guest *g, const char *script)
   int fd[2], status;
   pid_t pid;
   struct buf b = { .max = MAX_CMD_OUTPUT };
-  char chunk[4096];
-  ssize_t r;
 
   if (pipe2 (fd, O_CLOEXEC) == -1) {
     error ("pipe: %m");
@@ -725,6 +723,8 @@ native_sh (struct guest *g, const char *script)
   pid = fork ();
   if (pid == -1) {
     error ("fork: %m");
+    close (fd[0]);
+    close (fd[1]);
     return NULL;
   }
   if (pid == 0) {
@@ -743,22 +743,8 @@ native_sh (struct guest *g, const char *script)
     _exit (127);
   }
   close (fd[1]);
-  while ((r = read (fd[0], chunk, sizeof chunk)) != 0) {
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    if (b.len + r + 1 <= b.max)
-      buf_add (&b, chunk, r);
-  }
-  close (fd[0]);
-  while (waitpid (pid, &status, 0) == -1)
-    if (errno != EINTR) {
-      error ("waitpid: %m");
-      buf_free (&b);
-      return NULL;
-    }
+  if (collect_child (pid, fd[0], &b, &status, "/bin/sh in the guest") == -1)
+    return NULL;
   return buf_steal (&b);
 }
 

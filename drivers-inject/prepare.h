@@ -9,6 +9,7 @@
 #define RW_PREPARE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -56,6 +57,10 @@ int is_guest_disk_name (const char *dev);
 /* Run argv on the host, capturing stdout+stderr (bounded); returns the
  * exit status, or -1 if it could not run. */
 int run_capture (char *const argv[], char **out);
+/* Reads a child's output from rfd into b (up to b->max) until EOF, closes
+ * rfd and reaps the child; -1 (b freed) if it cannot be reaped. */
+int collect_child (pid_t pid, int rfd, struct buf *b, int *status,
+                   const char *what);
 int read_host_file (const char *path, size_t max, char **data, size_t *len);
 
 /* ---- guest access: guest-guestfs.c, guest-native.c ---- */

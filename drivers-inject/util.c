@@ -201,13 +201,37 @@ is_guest_disk_name (const char *dev)
 }
 
 int
+collect_child (pid_t pid, int rfd, struct buf *b, int *status,
+               const char *what)
+{
+  char chunk[4096];
+  ssize_t r;
+
+  while ((r = read (rfd, chunk, sizeof chunk)) != 0) {
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    if (b->len + r + 1 <= b->max)
+      buf_add (b, chunk, r);
+  }
+  close (rfd);
+  while (waitpid (pid, status, 0) == -1)
+    if (errno != EINTR) {
+      error ("waitpid %s: %m", what);
+      buf_free (b);
+      return -1;
+    }
+  return 0;
+}
+
+int
 run_capture (char *const argv[], char **out)
 {
   int fd[2], status;
   pid_t pid;
   struct buf b = { .max = MAX_CMD_OUTPUT };
-  char chunk[4096];
-  ssize_t r;
 
   if (pipe2 (fd, O_CLOEXEC) == -1) {
     error ("pipe: %m");
@@ -228,22 +252,8 @@ run_capture (char *const argv[], char **out)
     _exit (127);
   }
   close (fd[1]);
-  while ((r = read (fd[0], chunk, sizeof chunk)) != 0) {
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      break;
-    }
-    if (b.len + r + 1 <= b.max)
-      buf_add (&b, chunk, r);
-  }
-  close (fd[0]);
-  while (waitpid (pid, &status, 0) == -1)
-    if (errno != EINTR) {
-      error ("waitpid %s: %m", argv[0]);
-      buf_free (&b);
-      return -1;
-    }
+  if (collect_child (pid, fd[0], &b, &status, argv[0]) == -1)
+    return -1;
   if (out)
     *out = buf_steal (&b);
   else

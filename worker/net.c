@@ -69,23 +69,46 @@ net_split_hostport (const char *s, int defport, char **host, char **port)
   return 0;
 }
 
+/* Resolves ADDR for listening (passive: an empty host is any address)
+ * or for connecting (a host and a non-zero port are required). */
+static struct addrinfo *
+net_resolve (const char *addr, int defport, bool passive)
+{
+  struct addrinfo hints = { 0 }, *res = NULL;
+  char *host, *port;
+  int r;
+
+  if (net_split_hostport (addr, defport, &host, &port) < 0)
+    return NULL;
+  if (!passive && !*host)
+    log_error ("address '%s' names no host", addr);
+  else if (!passive && strcmp (port, "0") == 0)
+    log_error ("address '%s': port 0 is not a port to connect to", addr);
+  else {
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    r = getaddrinfo (*host ? host : NULL, port, &hints, &res);
+    if (r != 0) {
+      log_error ("%s%s: %s", passive ? "listen address " : "", addr,
+                 gai_strerror (r));
+      res = NULL;
+    }
+  }
+  free (host);
+  free (port);
+  return res;
+}
+
 int
 net_listen (const char *addr, int defport, int *port_out)
 {
-  struct addrinfo hints = { 0 }, *res = NULL, *ai;
-  char *host, *port;
-  int fd = -1, r, one = 1;
+  struct addrinfo *res, *ai;
+  int fd = -1, one = 1;
 
-  if (net_split_hostport (addr, defport, &host, &port) < 0)
+  res = net_resolve (addr, defport, true);
+  if (!res)
     return -1;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  r = getaddrinfo (*host ? host : NULL, port, &hints, &res);
-  if (r != 0) {
-    log_error ("listen address %s: %s", addr, gai_strerror (r));
-    goto out;
-  }
   for (ai = res; ai; ai = ai->ai_next) {
     fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
                  ai->ai_protocol);
@@ -106,11 +129,7 @@ net_listen (const char *addr, int defport, int *port_out)
                          ? ((struct sockaddr_in6 *) &ss)->sin6_port
                          : ((struct sockaddr_in *) &ss)->sin_port);
   }
- out:
-  if (res)
-    freeaddrinfo (res);
-  free (host);
-  free (port);
+  freeaddrinfo (res);
   return fd;
 }
 
@@ -155,27 +174,12 @@ net_connect_one (int fd, const struct addrinfo *ai, int timeout_ms)
 int
 net_connect (const char *addr, int defport, int timeout_ms)
 {
-  struct addrinfo hints = { 0 }, *res = NULL, *ai;
-  char *host, *port;
-  int fd = -1, r;
+  struct addrinfo *res, *ai;
+  int fd = -1;
 
-  if (net_split_hostport (addr, defport, &host, &port) < 0)
+  res = net_resolve (addr, defport, false);
+  if (!res)
     return -1;
-  if (!*host) {
-    log_error ("address '%s' names no host", addr);
-    goto out;
-  }
-  if (strcmp (port, "0") == 0) {
-    log_error ("address '%s': port 0 is not a port to connect to", addr);
-    goto out;
-  }
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  r = getaddrinfo (host, port, &hints, &res);
-  if (r != 0) {
-    log_error ("%s: %s", addr, gai_strerror (r));
-    goto out;
-  }
   for (ai = res; ai; ai = ai->ai_next) {
     fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
                  ai->ai_protocol);
@@ -188,10 +192,6 @@ net_connect (const char *addr, int defport, int timeout_ms)
     close (fd);
     fd = -1;
   }
- out:
-  if (res)
-    freeaddrinfo (res);
-  free (host);
-  free (port);
+  freeaddrinfo (res);
   return fd;
 }

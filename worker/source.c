@@ -343,6 +343,17 @@ h_read (struct session *s, uint64_t id, struct rbuf *r)
   return 0;
 }
 
+/* The whole-read buffer of DIGEST and HASHES: allocated on first use, as
+ * sessions that only copy (READs go through the read-ahead slots) never
+ * need its 8 MiB. */
+static uint8_t *
+session_rbuf (struct session *s)
+{
+  if (!s->rbuf)
+    s->rbuf = util_alloc_aligned (RW_MAX_READ);
+  return s->rbuf;
+}
+
 static int
 h_digest (struct session *s, uint64_t id, struct rbuf *r)
 {
@@ -358,6 +369,8 @@ h_digest (struct session *s, uint64_t id, struct rbuf *r)
   d = session_range (s, id, disk, 0, 0, &ret);
   if (!d)
     return ret;
+  if (!session_rbuf (s))
+    return frame_send_error (s->c, id, RW_E_IO, "out of memory");
   md = EVP_MD_CTX_new ();
   if (!md || !EVP_DigestInit_ex (md, EVP_sha256 (), NULL)) {
     EVP_MD_CTX_free (md);
@@ -401,6 +414,8 @@ h_hashes (struct session *s, uint64_t id, struct rbuf *r)
   d = session_range (s, id, disk, 0, 0, &ret);
   if (!d)
     return ret;
+  if (!session_rbuf (s))
+    return frame_send_error (s->c, id, RW_E_IO, "out of memory");
   return source_hashes (s->c, d, disk, id, r, s->zbuf,
                         codec_bound (RW_MAX_READ), s->rbuf);
 }
@@ -533,11 +548,10 @@ pending_thread (void *arg)
     if (getsockopt (c->fd, SOL_SOCKET, SO_SNDBUF, &s->sndbuf, &sl) < 0)
       s->sndbuf = 1 << 20;
   }
-  s->rbuf = util_alloc_aligned (RW_MAX_READ);
   s->zbuf = malloc (codec_bound (RW_MAX_READ) > 4 + (size_t) RW_MAX_EXTENTS
                     * RW_EXTENT_LEN ? codec_bound (RW_MAX_READ)
                     : 4 + (size_t) RW_MAX_EXTENTS * RW_EXTENT_LEN);
-  if (!s->rbuf || !s->zbuf) {
+  if (!s->zbuf) {
     log_error ("out of memory for client %s", c->peer);
     s->c = c;
     free (s->rbuf);
