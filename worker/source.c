@@ -11,11 +11,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,15 +42,19 @@ struct server {
   volatile int *quit;
 };
 
-/* Read-ahead: READ requests go into a ring of slots that a reader thread
- * fills from the disk while the session thread encodes and sends earlier
- * ones, so disk latency overlaps the network.  The session thread alone
- * touches the connection (an SSL object is not shared between threads).
- * Slot states move queued -> (reader) done/hole/failed -> (sender) free.
+/* Read-ahead: READ requests go into a ring of slots that reader threads
+ * fill from the disk while the session thread encodes and sends earlier
+ * ones, so disk latency overlaps the network and the disk sees several
+ * reads of each session at once (O_DIRECT gets no kernel read-ahead).
+ * The session thread alone touches the connection (an SSL object is not
+ * shared between threads).  Readers claim slots in ring order; slot states
+ * move queued -> (reader) reading -> done/hole/failed -> (sender) free,
+ * and replies leave in request order.
  * Lock: ra_lock guards the ring's indices and states.
  */
-#define SOURCE_RA_SLOTS 4
-enum { SLOT_QUEUED, SLOT_DONE, SLOT_HOLE, SLOT_FAILED };
+#define SOURCE_RA_SLOTS 8
+#define SOURCE_RA_READERS 2
+enum { SLOT_QUEUED, SLOT_READING, SLOT_DONE, SLOT_HOLE, SLOT_FAILED };
 struct rslot {
   uint64_t id;
   uint32_t disk, len;
@@ -62,22 +69,52 @@ struct session {
   struct conn *c;
   bool hello;
   struct rslot ra[SOURCE_RA_SLOTS];
-  size_t ra_head, ra_n, ra_next;     /* oldest, count, next to read */
-  bool ra_quit, ra_started;
-  pthread_t ra_thread;
+  size_t ra_head, ra_n, ra_next;     /* oldest, count, next to claim */
+  bool ra_quit;
+  int ra_nthreads;
+  pthread_t ra_thread[SOURCE_RA_READERS];
   pthread_mutex_t ra_lock;
   pthread_cond_t ra_cond;
   uint8_t *rbuf;                     /* RW_MAX_READ, aligned */
   uint8_t *zbuf;                     /* codec_bound (RW_MAX_READ) */
   uint8_t req[SOURCE_REQ_MAX];
   int sndbuf;                        /* the socket's send buffer */
+  uint64_t busy0, rwnd0;             /* TCP_INFO at the window's start */
+  bool rwnd_bound;                   /* last window: peer-limited */
 };
 
 /* Whether to spend CPU on LZ4 for the next block.  In auto mode: only
- * while the network is the bottleneck, that is while the socket's send
- * queue holds more than an eighth of its buffer (data waits for the
- * wire); on a fast link the CPU is better spent elsewhere.
+ * while the network is the bottleneck.  Two signals, both from the kernel:
+ * the socket's send queue holds more than an eighth of its buffer (data
+ * waits for the wire), and, where TCP_INFO has the chrono counters (Linux
+ * 4.10 and later), the connection was not mostly stalled by the peer's
+ * receive window over the last window of busy time.  A full queue behind
+ * a closed receive window means the receiver (its disk) is the limit: LZ4
+ * would only add work at both ends, as on loopback to a busy disk.
  */
+#define COMPRESS_WINDOW_US 100000      /* busy time per decision window */
+
+static bool
+session_rwnd_bound (struct session *s)
+{
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+
+  memset (&ti, 0, sizeof ti);
+  if (getsockopt (s->c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0
+      || len < offsetof (struct tcp_info, tcpi_sndbuf_limited)
+               + sizeof ti.tcpi_sndbuf_limited)
+    return false;                      /* unknown: trust the queue */
+  if (ti.tcpi_busy_time - s->busy0 >= COMPRESS_WINDOW_US) {
+    uint64_t busy = ti.tcpi_busy_time - s->busy0;
+    uint64_t rwnd = ti.tcpi_rwnd_limited - s->rwnd0;
+    s->rwnd_bound = rwnd * 2 > busy;
+    s->busy0 = ti.tcpi_busy_time;
+    s->rwnd0 = ti.tcpi_rwnd_limited;
+  }
+  return s->rwnd_bound;
+}
+
 static bool
 session_compress (struct session *s)
 {
@@ -89,6 +126,8 @@ session_compress (struct session *s)
     default:
       if (ioctl (s->c->fd, SIOCOUTQ, &outq) < 0)
         return true;
+      if (session_rwnd_bound (s))
+        return false;
       return outq > s->sndbuf / 8;
   }
 }
@@ -210,6 +249,8 @@ ra_reader (void *arg)
     if (s->ra_quit)
       break;
     sl = &s->ra[(s->ra_head + s->ra_next) % SOURCE_RA_SLOTS];
+    sl->state = SLOT_READING;
+    s->ra_next++;
     pthread_mutex_unlock (&s->ra_lock);
     d = &srv->disks[sl->disk];
     if (d->seek_data && util_is_hole (d->fd, sl->off, sl->len))
@@ -219,7 +260,6 @@ ra_reader (void *arg)
         : SLOT_FAILED;
     pthread_mutex_lock (&s->ra_lock);
     sl->state = st;
-    s->ra_next++;
     pthread_cond_broadcast (&s->ra_cond);
   }
   pthread_mutex_unlock (&s->ra_lock);
@@ -237,7 +277,7 @@ ra_send_head (struct session *s)
   const void *payload;
 
   pthread_mutex_lock (&s->ra_lock);
-  while (sl->state == SLOT_QUEUED)
+  while (sl->state == SLOT_QUEUED || sl->state == SLOT_READING)
     pthread_cond_wait (&s->ra_cond, &s->ra_lock);
   pthread_mutex_unlock (&s->ra_lock);
   if (sl->state == SLOT_FAILED)
@@ -279,13 +319,12 @@ ra_stop (struct session *s)
 {
   size_t i;
 
-  if (s->ra_started) {
-    pthread_mutex_lock (&s->ra_lock);
-    s->ra_quit = true;
-    pthread_cond_broadcast (&s->ra_cond);
-    pthread_mutex_unlock (&s->ra_lock);
-    pthread_join (s->ra_thread, NULL);
-  }
+  pthread_mutex_lock (&s->ra_lock);
+  s->ra_quit = true;
+  pthread_cond_broadcast (&s->ra_cond);
+  pthread_mutex_unlock (&s->ra_lock);
+  for (i = 0; i < (size_t) s->ra_nthreads; i++)
+    pthread_join (s->ra_thread[i], NULL);
   for (i = 0; i < SOURCE_RA_SLOTS; i++)
     free (s->ra[i].buf);
 }
@@ -314,12 +353,13 @@ h_read (struct session *s, uint64_t id, struct rbuf *r)
     session_range (s, id, disk, off, len, &ret);
     return ret;
   }
-  if (!s->ra_started) {
-    if (pthread_create (&s->ra_thread, NULL, ra_reader, s) != 0) {
+  while (s->ra_nthreads < SOURCE_RA_READERS) {
+    if (pthread_create (&s->ra_thread[s->ra_nthreads], NULL, ra_reader,
+                        s) != 0) {
       log_error ("cannot start a read-ahead thread for %s", s->c->peer);
       return -1;
     }
-    s->ra_started = true;
+    s->ra_nthreads++;
   }
   if (s->ra_n == SOURCE_RA_SLOTS && ra_send_head (s) < 0)
     return -1;

@@ -11,10 +11,11 @@ WORKER_ARGS=(--shutdown-cmd "touch $T/powered-off")
 start_worker
 S=(--source "$SRC" --source-secret-file "$T/secret")
 
-# A slow sync (2 MiB/s: about 6 s); its waiting client is killed.
+# A slow sync (1 MiB/s: about 12 s, room for the checks below on a busy
+# machine); its waiting client is killed.
 start_bg waiter "$RW_BIN/rw-ctl" --worker "$WORKER" \
   --secret-file "$T/wsecret" sync "${S[@]}" --map 0="$T/t.img" \
-  --mode full --max-rate 2M --wait
+  --mode full --max-rate 1M --wait
 waiter=$LAST_PID
 wait_progress 1 10 || fail "the sync did not start"
 kill -9 "$waiter"
