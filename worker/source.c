@@ -50,17 +50,25 @@ struct server {
  * shared between threads).  Readers claim slots in ring order; slot states
  * move queued -> (reader) reading -> done/hole/failed -> (sender) free,
  * and replies leave in request order.
+ * Buffers come from a small pool, and the reads queued in a session hold at
+ * most SOURCE_RA_BYTES (at least two reads), so a session's memory stays
+ * near that budget whatever the request size.
  * Lock: ra_lock guards the ring's indices and states.
  */
 #define SOURCE_RA_SLOTS 8
 #define SOURCE_RA_READERS 2
+#define SOURCE_RA_BYTES (16u << 20)
 enum { SLOT_QUEUED, SLOT_READING, SLOT_DONE, SLOT_HOLE, SLOT_FAILED };
 struct rslot {
   uint64_t id;
   uint32_t disk, len;
   uint64_t off;
   int state;
-  uint8_t *buf;                      /* aligned, cap bytes, owned */
+  struct rabuf *b;                   /* from the pool while queued */
+};
+
+struct rabuf {
+  uint8_t *p;                        /* aligned, cap bytes, owned */
   size_t cap;
 };
 
@@ -70,6 +78,10 @@ struct session {
   bool hello;
   struct rslot ra[SOURCE_RA_SLOTS];
   size_t ra_head, ra_n, ra_next;     /* oldest, count, next to claim */
+  size_t ra_bytes;                   /* bytes of the queued reads */
+  struct rabuf pool[SOURCE_RA_SLOTS];
+  struct rabuf *freeb[SOURCE_RA_SLOTS];
+  size_t nfree;
   bool ra_quit;
   int ra_nthreads;
   pthread_t ra_thread[SOURCE_RA_READERS];
@@ -256,7 +268,7 @@ ra_reader (void *arg)
     if (d->seek_data && util_is_hole (d->fd, sl->off, sl->len))
       st = SLOT_HOLE;
     else
-      st = disk_read (d, sl->buf, sl->len, sl->off) == 0 ? SLOT_DONE
+      st = disk_read (d, sl->b->p, sl->len, sl->off) == 0 ? SLOT_DONE
         : SLOT_FAILED;
     pthread_mutex_lock (&s->ra_lock);
     sl->state = st;
@@ -285,17 +297,19 @@ ra_send_head (struct session *s)
                           sl->disk, (unsigned long long) sl->off);
   else {
     if (sl->state == SLOT_DONE)
-      codec_encode (sl->buf, sl->len, s->zbuf, codec_bound (RW_MAX_READ),
+      codec_encode (sl->b->p, sl->len, s->zbuf, codec_bound (RW_MAX_READ),
                     session_compress (s), &enc, &outlen);
-    payload = enc == RW_ENC_LZ4 ? (const void *) s->zbuf : sl->buf;
+    payload = enc == RW_ENC_LZ4 ? (const void *) s->zbuf : sl->b->p;
     h[0] = (uint8_t) enc;
     h[1] = h[2] = h[3] = 0;
     put_be32 (h + 4, sl->len);
     put_be64 (h + 8, enc == RW_ENC_ZERO ? 0
-              : codec_checksum (sl->buf, sl->len));
+              : codec_checksum (sl->b->p, sl->len));
     r = frame_send (s->c, RW_T_DATA, sl->id, h, sizeof h,
                     outlen ? payload : NULL, outlen);
   }
+  s->freeb[s->nfree++] = sl->b;
+  s->ra_bytes -= sl->len;
   pthread_mutex_lock (&s->ra_lock);
   s->ra_head = (s->ra_head + 1) % SOURCE_RA_SLOTS;
   s->ra_n--;
@@ -326,7 +340,7 @@ ra_stop (struct session *s)
   for (i = 0; i < (size_t) s->ra_nthreads; i++)
     pthread_join (s->ra_thread[i], NULL);
   for (i = 0; i < SOURCE_RA_SLOTS; i++)
-    free (s->ra[i].buf);
+    free (s->pool[i].p);
 }
 
 static int
@@ -361,16 +375,24 @@ h_read (struct session *s, uint64_t id, struct rbuf *r)
     }
     s->ra_nthreads++;
   }
-  if (s->ra_n == SOURCE_RA_SLOTS && ra_send_head (s) < 0)
-    return -1;
+  while (s->ra_n == SOURCE_RA_SLOTS
+         || (s->ra_n >= 2 && s->ra_bytes + len > SOURCE_RA_BYTES))
+    if (ra_send_head (s) < 0)
+      return -1;
   sl = &s->ra[(s->ra_head + s->ra_n) % SOURCE_RA_SLOTS];
-  if (sl->cap < len) {
-    free (sl->buf);
-    sl->buf = util_alloc_aligned (len);
-    sl->cap = sl->buf ? len : 0;
-    if (!sl->buf)
+  sl->b = s->freeb[--s->nfree];
+  if (sl->b->cap < len) {
+    free (sl->b->p);
+    sl->b->p = util_alloc_aligned (len);
+    sl->b->cap = sl->b->p ? len : 0;
+    if (!sl->b->p) {
+      s->freeb[s->nfree++] = sl->b;
+      if (ra_drain (s) < 0)     /* replies stay in request order */
+        return -1;
       return frame_send_error (s->c, id, RW_E_IO, "out of memory");
+    }
   }
+  s->ra_bytes += len;
   sl->id = id;
   sl->disk = disk;
   sl->off = off;
@@ -528,6 +550,8 @@ session_thread (void *arg)
 
   pthread_mutex_init (&s->ra_lock, NULL);
   pthread_cond_init (&s->ra_cond, NULL);
+  for (s->nfree = 0; s->nfree < SOURCE_RA_SLOTS; s->nfree++)
+    s->freeb[s->nfree] = &s->pool[s->nfree];
   /* Take new requests while there is room and input, else send. */
   while (!*srv->quit) {
     if (s->ra_n < SOURCE_RA_SLOTS && (s->ra_n == 0 || conn_readable (s->c))) {

@@ -10,13 +10,21 @@
  * target; the chunks that differ become READs (or local zeroing when the
  * source's chunk is zero).
  *
- * Buffers (per stream, owned by the thread): rx (compressed payload), dec
- * (decoded data), both 4 KiB-aligned for O_DIRECT; hbuf/mine/theirs for
- * delta hashing.
+ * Writes leave the stream thread: checked data goes to the stream's writer
+ * thread through a ring of STREAM_WBUFS buffers, so the next reply is
+ * received, decrypted and decoded while the disk writes the last one (an
+ * O_DIRECT write blocks for its whole length).  A range counts as done,
+ * and may enter a checkpoint, only once the writer has written it.  Delta
+ * hashing reads the target, so it waits for the writer to go idle first.
+ *
+ * Buffers (per stream): rx (compressed payload, the stream thread's), the
+ * write ring (decoded or raw data, p->req bytes each), both 4 KiB-aligned
+ * for O_DIRECT; hbuf/mine/theirs for delta hashing.
  */
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +33,14 @@
 #include "pull.h"
 
 #define HASH_BATCH_MAX PULL_HASH_BATCH
+#define STREAM_WBUFS 3
+
+/* One write handed to the writer thread. */
+struct wjob {
+  uint8_t *buf;                 /* p->req bytes, aligned, owned */
+  struct pwork w;
+  bool tracked;
+};
 
 struct sreq {
   uint64_t id;
@@ -36,8 +52,16 @@ struct sctx {
   struct stream *st;
   struct pull *p;
   struct src *s;
-  uint8_t *rx, *dec, *hbuf, *mine, *theirs;
+  uint8_t *rx, *hbuf, *mine, *theirs;
   size_t rxcap;
+  /* The write ring: [wh, wh + wn) are queued for the writer (the head
+   * stays counted while it is being written), the rest free. */
+  struct wjob wq[STREAM_WBUFS];
+  size_t wh, wn;
+  bool wquit, wfailed;
+  pthread_t wthread;
+  pthread_mutex_t wlock;
+  pthread_cond_t wcond;
   struct sreq q[STREAM_MAX_INFLIGHT];
   size_t qh, qn;
   uint8_t sendbuf[STREAM_MAX_INFLIGHT * (RW_HDR_SIZE + RW_READ_LEN)];
@@ -158,6 +182,91 @@ stream_recv_payload (struct sctx *x, void *buf, size_t n)
   return 0;
 }
 
+/* ---- the writer ---- */
+
+static void *
+stream_writer (void *arg)
+{
+  struct sctx *x = arg;
+  struct pull *p = x->p;
+
+  pthread_mutex_lock (&x->wlock);
+  for (;;) {
+    struct wjob *j;
+    struct pdisk *d;
+    bool ok;
+    while (!x->wquit && x->wn == 0)
+      pthread_cond_wait (&x->wcond, &x->wlock);
+    if (x->wn == 0)
+      break;                    /* quit, and nothing left to write */
+    j = &x->wq[x->wh];
+    pthread_mutex_unlock (&x->wlock);
+    d = &p->d[j->w.di];
+    ok = x->wfailed ? false : target_write (&d->t, j->buf, j->w.len,
+                                            j->w.off) == 0;
+    if (ok) {
+      __atomic_add_fetch (&d->data_bytes, j->w.len, __ATOMIC_RELAXED);
+      __atomic_add_fetch (&d->done, j->w.len, __ATOMIC_RELAXED);
+      if (j->tracked)
+        pull_track_done (p, d, j->w.off);
+    }
+    else if (!x->wfailed)
+      pull_fail (p, false, "writing %s failed", d->t.path);
+    pthread_mutex_lock (&x->wlock);
+    if (!ok)
+      x->wfailed = true;
+    x->wh = (x->wh + 1) % STREAM_WBUFS;
+    x->wn--;
+    pthread_cond_broadcast (&x->wcond);
+  }
+  pthread_mutex_unlock (&x->wlock);
+  return NULL;
+}
+
+/* A free buffer of the write ring (waits for the writer if none). */
+static struct wjob *
+stream_wslot (struct sctx *x)
+{
+  struct wjob *j;
+
+  pthread_mutex_lock (&x->wlock);
+  while (x->wn == STREAM_WBUFS)
+    pthread_cond_wait (&x->wcond, &x->wlock);
+  j = &x->wq[(x->wh + x->wn) % STREAM_WBUFS];
+  pthread_mutex_unlock (&x->wlock);
+  return j;
+}
+
+/* Queues the job filled in by stream_wslot; -1 if the writer failed. */
+static int
+stream_wsubmit (struct sctx *x)
+{
+  bool failed;
+
+  pthread_mutex_lock (&x->wlock);
+  failed = x->wfailed;
+  if (!failed) {
+    x->wn++;
+    pthread_cond_broadcast (&x->wcond);
+  }
+  pthread_mutex_unlock (&x->wlock);
+  return failed ? -1 : 0;
+}
+
+/* Waits until every queued write is on the disk; -1 if one failed. */
+static int
+stream_wsync (struct sctx *x)
+{
+  bool failed;
+
+  pthread_mutex_lock (&x->wlock);
+  while (x->wn > 0)
+    pthread_cond_wait (&x->wcond, &x->wlock);
+  failed = x->wfailed;
+  pthread_mutex_unlock (&x->wlock);
+  return failed ? -1 : 0;
+}
+
 /* Handles the reply at the head of the queue. */
 static int
 stream_recv_one (struct sctx *x)
@@ -170,7 +279,7 @@ stream_recv_one (struct sctx *x)
   uint32_t ulen, plen;
   uint64_t sum;
   int enc;
-  const uint8_t *data;
+  struct wjob *j = NULL;
 
   if (stream_recv_hdr (x, rq->id, &h) < 0)
     return -1;
@@ -195,7 +304,9 @@ stream_recv_one (struct sctx *x)
       || enc > RW_ENC_ZERO || plen > x->rxcap)
     return stream_proto_error (x, "bad DATA encoding %d with %u bytes for "
                                "%u", enc, plen, ulen);
-  if (stream_recv_payload (x, x->rx, plen) < 0)
+  if (enc != RW_ENC_ZERO)
+    j = stream_wslot (x);
+  if (stream_recv_payload (x, enc == RW_ENC_RAW ? j->buf : x->rx, plen) < 0)
     return -1;
   if (enc == RW_ENC_ZERO) {
     if (!p->o->dry_run && target_zero (&d->t, rq->w.off, ulen) < 0) {
@@ -203,28 +314,25 @@ stream_recv_one (struct sctx *x)
       return -1;
     }
     __atomic_add_fetch (&d->zero_bytes, ulen, __ATOMIC_RELAXED);
+    __atomic_add_fetch (&d->done, ulen, __ATOMIC_RELAXED);
+    if (rq->tracked)
+      pull_track_done (p, d, rq->w.off);
   }
   else {
-    if (enc == RW_ENC_RAW)
-      data = x->rx;
-    else if (codec_decode (enc, x->rx, plen, x->dec, ulen) < 0)
+    if (enc == RW_ENC_LZ4
+        && codec_decode (enc, x->rx, plen, j->buf, ulen) < 0)
       return stream_proto_error (x, "LZ4 data of disk %u @ %" PRIu64
                                  " does not decode to %u bytes", d->sd.id,
                                  rq->w.off, ulen);
-    else
-      data = x->dec;
-    if (codec_checksum (data, ulen) != sum)
+    if (codec_checksum (j->buf, ulen) != sum)
       return stream_proto_error (x, "checksum mismatch in disk %u @ %"
                                  PRIu64 " (+%u)", d->sd.id, rq->w.off, ulen);
-    if (target_write (&d->t, data, ulen, rq->w.off) < 0) {
-      pull_fail (p, false, "writing %s failed", d->t.path);
+    /* Written, counted and tracked by the writer. */
+    j->w = rq->w;
+    j->tracked = rq->tracked;
+    if (stream_wsubmit (x) < 0)
       return -1;
-    }
-    __atomic_add_fetch (&d->data_bytes, ulen, __ATOMIC_RELAXED);
   }
-  __atomic_add_fetch (&d->done, ulen, __ATOMIC_RELAXED);
-  if (rq->tracked)
-    pull_track_done (p, d, rq->w.off);
   pull_throttle (p, RW_HDR_SIZE + h.len);
   x->qh = (x->qh + 1) % STREAM_MAX_INFLIGHT;
   x->qn--;
@@ -239,7 +347,7 @@ stream_drain (struct sctx *x)
   while (x->qn > 0)
     if (stream_recv_one (x) < 0)
       return -1;
-  return 0;
+  return stream_wsync (x);
 }
 
 static int
@@ -441,7 +549,7 @@ stream_run (struct sctx *x)
     if (stream_flush_sends (x) < 0)
       return -1;
     if (x->qn == 0)
-      return 0;
+      return stream_wsync (x);
     if (stream_recv_one (x) < 0)
       return -1;
   }
@@ -463,13 +571,15 @@ stream_thread (void *arg)
   x->s = st->s;
   x->rxcap = codec_bound (p->req);
   x->rx = util_alloc_aligned (x->rxcap);
-  x->dec = util_alloc_aligned (p->req);
+  for (size_t i = 0; i < STREAM_WBUFS; i++)
+    if (!(x->wq[i].buf = util_alloc_aligned (p->req)))
+      x->wfailed = true;
   if (p->any_delta) {
     x->hbuf = util_alloc_aligned (RW_MAX_READ);
     x->mine = malloc ((size_t) HASH_BATCH_MAX * RW_HASH_LEN);
     x->theirs = malloc (8 + (size_t) HASH_BATCH_MAX * RW_HASH_LEN);
   }
-  if (!x->rx || !x->dec
+  if (!x->rx || x->wfailed
       || (p->any_delta && (!x->hbuf || !x->mine || !x->theirs))) {
     pull_fail (p, false, "out of memory for stream buffers");
     goto out_free;
@@ -480,10 +590,24 @@ stream_thread (void *arg)
     memset (x->hbuf, 0, p->chunk);
     hashes_of (x->hbuf, p->chunk, x->zhash);
   }
-  stream_run (x);
+  pthread_mutex_init (&x->wlock, NULL);
+  pthread_cond_init (&x->wcond, NULL);
+  if (pthread_create (&x->wthread, NULL, stream_writer, x) != 0)
+    pull_fail (p, false, "cannot start a writer thread");
+  else {
+    stream_run (x);
+    pthread_mutex_lock (&x->wlock);
+    x->wquit = true;
+    pthread_cond_broadcast (&x->wcond);
+    pthread_mutex_unlock (&x->wlock);
+    pthread_join (x->wthread, NULL);
+  }
+  pthread_mutex_destroy (&x->wlock);
+  pthread_cond_destroy (&x->wcond);
  out_free:
   free (x->rx);
-  free (x->dec);
+  for (size_t i = 0; i < STREAM_WBUFS; i++)
+    free (x->wq[i].buf);
   free (x->hbuf);
   free (x->mine);
   free (x->theirs);
