@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -21,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <blkid.h>
 
@@ -162,6 +164,22 @@ add_partitions (struct native *n, const char *disk)
   return 0;
 }
 
+/* A whole disk written behind the kernel's back (the worker's sync) may
+ * have a stale partition table: have it read again.  Best effort: EBUSY
+ * when a partition is in use, EINVAL for a partition or a loop device
+ * without partition scanning. */
+static void
+reread_partitions (const char *dev)
+{
+  int fd = open (dev, O_RDONLY | O_CLOEXEC);
+
+  if (fd == -1)
+    return;
+  if (ioctl (fd, BLKRRPART) == -1)
+    debug ("native: BLKRRPART %s: %m", dev);
+  close (fd);
+}
+
 static int
 native_open (struct guest *g)
 {
@@ -190,8 +208,10 @@ native_open (struct guest *g)
       error ("%s: %m", g->disks[i]);
       return -1;
     }
-    if (S_ISBLK (st.st_mode))
+    if (S_ISBLK (st.st_mode)) {
       n->disks[i] = xstrdup (g->disks[i]);
+      reread_partitions (n->disks[i]);
+    }
     else {
       char *argv[] = { "losetup", "-f", "--show", g->disks[i], NULL };
 
