@@ -180,12 +180,104 @@ reread_partitions (const char *dev)
   close (fd);
 }
 
+/* Is device-mapper in the running kernel (its misc device registered)? */
+static int
+have_device_mapper (void)
+{
+  FILE *f = fopen ("/proc/misc", "re");
+  char line[128];
+  int r = 0;
+
+  if (f == NULL)
+    return 0;
+  while (!r && fgets (line, sizeof line, f))
+    r = strcmp (line + strspn (line, " 0123456789"), "device-mapper\n") == 0;
+  fclose (f);
+  return r;
+}
+
+/* Activates the volume groups of the LVM physical volumes among the
+ * candidates and adds their logical volumes.  Without device-mapper in
+ * this kernel, or without the lvm tool, the guest cannot be reached: an
+ * error before anything runs (lvm is not even started, so nothing on the
+ * disks changes). */
+static int
+activate_lvm (struct guest *g, const char *pv)
+{
+  struct native *n = N (g);
+  struct buf cmd = { .max = 8192 };
+  char *out = NULL, *save, *vg;
+  char *argv[] = { "sh", "-c", NULL, NULL };
+  char *probe[] = { "lvm", "version", NULL };
+  size_t i;
+  int r = -1;
+
+  if (!have_device_mapper ()) {
+    char *mp[] = { "modprobe", "dm_mod", NULL };
+
+    run_capture (mp, NULL);
+  }
+  if (!have_device_mapper ()) {
+    error ("%s is an LVM physical volume, but this kernel has no "
+           "device-mapper: the native backend cannot reach its logical "
+           "volumes (use the libguestfs backend)", pv);
+    return -1;
+  }
+  if (run_capture (probe, NULL) != 0) {
+    error ("%s is an LVM physical volume, but the lvm tool does not run",
+           pv);
+    return -1;
+  }
+  buf_adds (&cmd, "lvm pvs --noheadings -o vg_name");
+  for (i = 0; i < n->ncands; i++)
+    if (strcmp (n->cands[i].type, "LVM2_member") == 0)
+      buf_printf (&cmd, " %s", n->cands[i].dev);
+  argv[2] = cmd.s;
+  if (run_capture (argv, &out) != 0) {
+    error ("lvm pvs %s: %s", pv, out ? out : "failed");
+    goto out;
+  }
+  for (vg = strtok_r (out, " \n", &save); vg;
+       vg = strtok_r (NULL, " \n", &save)) {
+    char *va[] = { "lvm", "vgchange", "-ay", vg, NULL };
+    char *la[] = { "lvm", "lvs", "--noheadings", "-o", "lv_path", vg, NULL };
+    char *lvs = NULL, *s2, *lv;
+    size_t nv = strv_len (n->vgs);
+
+    if (strv_contains (n->vgs, vg))
+      continue;
+    if (run_capture (va, NULL) != 0) {
+      error ("lvm vgchange -ay %s failed", vg);
+      goto out;
+    }
+    n->vgs = realloc (n->vgs, (nv + 2) * sizeof (char *));
+    if (n->vgs == NULL)
+      abort ();
+    n->vgs[nv] = xstrdup (vg);
+    n->vgs[nv + 1] = NULL;
+    if (run_capture (la, &lvs) != 0) {
+      error ("lvm lvs %s: %s", vg, lvs ? lvs : "failed");
+      free (lvs);
+      goto out;
+    }
+    for (lv = strtok_r (lvs, " \n", &s2); lv; lv = strtok_r (NULL, " \n", &s2))
+      add_cand (n, lv);
+    free (lvs);
+  }
+  r = 0;
+ out:
+  free (out);
+  buf_free (&cmd);
+  return r;
+}
+
 static int
 native_open (struct guest *g)
 {
   struct native *n;
   size_t i;
   int any_lvm = 0;
+  const char *lvm_pv = NULL;
 
   if (geteuid () != 0) {
     error ("the native backend needs root");
@@ -233,54 +325,10 @@ native_open (struct guest *g)
       return -1;
   }
   for (i = 0; i < n->ncands; i++)
-    if (strcmp (n->cands[i].type, "LVM2_member") == 0)
-      any_lvm = 1;
-  if (any_lvm) {
-    struct buf cmd = { .max = 8192 };
-    char *out = NULL;
-    char *argv[] = { "sh", "-c", NULL, NULL };
-
-    buf_adds (&cmd, "lvm pvs --noheadings -o vg_name");
-    for (i = 0; i < n->ncands; i++)
-      if (strcmp (n->cands[i].type, "LVM2_member") == 0)
-        buf_printf (&cmd, " %s", n->cands[i].dev);
-    argv[2] = cmd.s;
-    if (run_capture (argv, &out) == 0) {
-      char *save, *vg;
-
-      for (vg = strtok_r (out, " \n", &save); vg;
-           vg = strtok_r (NULL, " \n", &save)) {
-        char *va[] = { "lvm", "vgchange", "-ay", vg, NULL };
-        char *lvs = NULL;
-        char *la[] = { "lvm", "lvs", "--noheadings", "-o", "lv_path", vg,
-                       NULL };
-        size_t nv = strv_len (n->vgs);
-
-        if (run_capture (va, NULL) != 0) {
-          warning ("could not activate volume group %s", vg);
-          continue;
-        }
-        n->vgs = realloc (n->vgs, (nv + 2) * sizeof (char *));
-        if (n->vgs == NULL)
-          abort ();
-        n->vgs[nv] = xstrdup (vg);
-        n->vgs[nv + 1] = NULL;
-        if (run_capture (la, &lvs) == 0) {
-          char *s2, *lv;
-
-          for (lv = strtok_r (lvs, " \n", &s2); lv;
-               lv = strtok_r (NULL, " \n", &s2))
-            add_cand (n, lv);
-        }
-        free (lvs);
-      }
-    }
-    else
-      warning ("LVM physical volumes found but the lvm tool failed: "
-               "logical volumes not used");
-    free (out);
-    buf_free (&cmd);
-  }
+    if (strcmp (n->cands[i].type, "LVM2_member") == 0 && !any_lvm++)
+      lvm_pv = n->cands[i].dev;
+  if (any_lvm && activate_lvm (g, lvm_pv) == -1)
+    return -1;
   return 0;
 }
 
