@@ -210,7 +210,7 @@ activate_lvm (struct guest *g, const char *pv)
   char *argv[] = { "sh", "-c", NULL, NULL };
   char *probe[] = { "lvm", "version", NULL };
   size_t i;
-  int r = -1;
+  int r = -1, rc;
 
   if (!have_device_mapper ()) {
     char *mp[] = { "modprobe", "dm_mod", NULL };
@@ -228,22 +228,31 @@ activate_lvm (struct guest *g, const char *pv)
            pv);
     return -1;
   }
+  /* Only stdout is parsed (warnings go to stderr); names come from the
+   * guest's disks: VG names are checked before use. */
+  setenv ("LVM_SUPPRESS_FD_WARNINGS", "1", 1);
   buf_adds (&cmd, "lvm pvs --noheadings -o vg_name");
   for (i = 0; i < n->ncands; i++)
     if (strcmp (n->cands[i].type, "LVM2_member") == 0)
       buf_printf (&cmd, " %s", n->cands[i].dev);
+  buf_adds (&cmd, " 2>/dev/null");
   argv[2] = cmd.s;
   if (run_capture (argv, &out) != 0) {
-    error ("lvm pvs %s: %s", pv, out ? out : "failed");
+    error ("lvm pvs %s failed", pv);
     goto out;
   }
   for (vg = strtok_r (out, " \n", &save); vg;
        vg = strtok_r (NULL, " \n", &save)) {
     char *va[] = { "lvm", "vgchange", "-ay", vg, NULL };
-    char *la[] = { "lvm", "lvs", "--noheadings", "-o", "lv_path", vg, NULL };
+    char *la[] = { "sh", "-c", NULL, NULL };
     char *lvs = NULL, *s2, *lv;
     size_t nv = strv_len (n->vgs);
 
+    if (strspn (vg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789+_.-") != strlen (vg) || vg[0] == '-') {
+      error ("LVM volume group name '%.64s': not a valid name", vg);
+      goto out;
+    }
     if (strv_contains (n->vgs, vg))
       continue;
     if (run_capture (va, NULL) != 0) {
@@ -255,13 +264,17 @@ activate_lvm (struct guest *g, const char *pv)
       abort ();
     n->vgs[nv] = xstrdup (vg);
     n->vgs[nv + 1] = NULL;
-    if (run_capture (la, &lvs) != 0) {
-      error ("lvm lvs %s: %s", vg, lvs ? lvs : "failed");
+    la[2] = xasprintf ("lvm lvs --noheadings -o lv_path %s 2>/dev/null", vg);
+    rc = run_capture (la, &lvs);
+    free (la[2]);
+    if (rc != 0) {
+      error ("lvm lvs %s failed", vg);
       free (lvs);
       goto out;
     }
     for (lv = strtok_r (lvs, " \n", &s2); lv; lv = strtok_r (NULL, " \n", &s2))
-      add_cand (n, lv);
+      if (strncmp (lv, "/dev/", 5) == 0)
+        add_cand (n, lv);
     free (lvs);
   }
   r = 0;
