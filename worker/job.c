@@ -509,6 +509,9 @@ run_prepare (struct job *j)
       dup2 (nul, 0);
     dup2 (pfd[1], 1);
     dup2 (pfd[1], 2);
+    /* Nothing else of the worker's (control sockets, disks) reaches
+     * rw-prepare and the commands it runs in the guest's root. */
+    close_range (3, ~0U, 0);
     execvp (argv[0], (char *const *) argv);
     _exit (127);
   }
