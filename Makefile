@@ -32,7 +32,8 @@ UNITS     = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 HDRS      = $(wildcard worker/*.h)
 
 .PHONY: all deps check check-unit check-functional check-asan check-fuzz \
-        check-boot check-prepare check-all demo bench clean lint iso prepare
+        check-boot check-prepare check-all demo bench clean lint iso prepare \
+        prepare-native
 
 all: $(PROGS)
 
@@ -111,6 +112,12 @@ iso:
 
 prepare:
 	$(MAKE) -C drivers-inject
+
+# The worker's rw-prepare (native backend only, no libguestfs), for the ISO.
+prepare-native:
+	$(MAKE) -C drivers-inject native
+	@mkdir -p $(BUILD)
+	cp drivers-inject/rw-prepare-native $(BUILD)/rw-prepare
 
 clean:
 	rm -rf build build-asan build-fuzz

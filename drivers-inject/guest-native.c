@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -21,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
 #include <blkid.h>
 
@@ -162,12 +164,133 @@ add_partitions (struct native *n, const char *disk)
   return 0;
 }
 
+/* A whole disk written behind the kernel's back (the worker's sync) may
+ * have a stale partition table: have it read again.  Best effort: EBUSY
+ * when a partition is in use, EINVAL for a partition or a loop device
+ * without partition scanning. */
+static void
+reread_partitions (const char *dev)
+{
+  int fd = open (dev, O_RDONLY | O_CLOEXEC);
+
+  if (fd == -1)
+    return;
+  if (ioctl (fd, BLKRRPART) == -1)
+    debug ("native: BLKRRPART %s: %m", dev);
+  close (fd);
+}
+
+/* Is device-mapper in the running kernel (its misc device registered)? */
+static int
+have_device_mapper (void)
+{
+  FILE *f = fopen ("/proc/misc", "re");
+  char line[128];
+  int r = 0;
+
+  if (f == NULL)
+    return 0;
+  while (!r && fgets (line, sizeof line, f))
+    r = strcmp (line + strspn (line, " 0123456789"), "device-mapper\n") == 0;
+  fclose (f);
+  return r;
+}
+
+/* Activates the volume groups of the LVM physical volumes among the
+ * candidates and adds their logical volumes.  Without device-mapper in
+ * this kernel, or without the lvm tool, the guest cannot be reached: an
+ * error before anything runs (lvm is not even started, so nothing on the
+ * disks changes). */
+static int
+activate_lvm (struct guest *g, const char *pv)
+{
+  struct native *n = N (g);
+  struct buf cmd = { .max = 8192 };
+  char *out = NULL, *save, *vg;
+  char *argv[] = { "sh", "-c", NULL, NULL };
+  char *probe[] = { "lvm", "version", NULL };
+  size_t i;
+  int r = -1, rc;
+
+  if (!have_device_mapper ()) {
+    char *mp[] = { "modprobe", "dm_mod", NULL };
+
+    run_capture (mp, NULL);
+  }
+  if (!have_device_mapper ()) {
+    error ("%s is an LVM physical volume, but this kernel has no "
+           "device-mapper: the native backend cannot reach its logical "
+           "volumes (use the libguestfs backend)", pv);
+    return -1;
+  }
+  if (run_capture (probe, NULL) != 0) {
+    error ("%s is an LVM physical volume, but the lvm tool does not run",
+           pv);
+    return -1;
+  }
+  /* Only stdout is parsed (warnings go to stderr); names come from the
+   * guest's disks: VG names are checked before use. */
+  setenv ("LVM_SUPPRESS_FD_WARNINGS", "1", 1);
+  buf_adds (&cmd, "lvm pvs --noheadings -o vg_name");
+  for (i = 0; i < n->ncands; i++)
+    if (strcmp (n->cands[i].type, "LVM2_member") == 0)
+      buf_printf (&cmd, " %s", n->cands[i].dev);
+  buf_adds (&cmd, " 2>/dev/null");
+  argv[2] = cmd.s;
+  if (run_capture (argv, &out) != 0) {
+    error ("lvm pvs %s failed", pv);
+    goto out;
+  }
+  for (vg = strtok_r (out, " \n", &save); vg;
+       vg = strtok_r (NULL, " \n", &save)) {
+    char *va[] = { "lvm", "vgchange", "-ay", vg, NULL };
+    char *la[] = { "sh", "-c", NULL, NULL };
+    char *lvs = NULL, *s2, *lv;
+    size_t nv = strv_len (n->vgs);
+
+    if (strspn (vg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789+_.-") != strlen (vg) || vg[0] == '-') {
+      error ("LVM volume group name '%.64s': not a valid name", vg);
+      goto out;
+    }
+    if (strv_contains (n->vgs, vg))
+      continue;
+    if (run_capture (va, NULL) != 0) {
+      error ("lvm vgchange -ay %s failed", vg);
+      goto out;
+    }
+    n->vgs = realloc (n->vgs, (nv + 2) * sizeof (char *));
+    if (n->vgs == NULL)
+      abort ();
+    n->vgs[nv] = xstrdup (vg);
+    n->vgs[nv + 1] = NULL;
+    la[2] = xasprintf ("lvm lvs --noheadings -o lv_path %s 2>/dev/null", vg);
+    rc = run_capture (la, &lvs);
+    free (la[2]);
+    if (rc != 0) {
+      error ("lvm lvs %s failed", vg);
+      free (lvs);
+      goto out;
+    }
+    for (lv = strtok_r (lvs, " \n", &s2); lv; lv = strtok_r (NULL, " \n", &s2))
+      if (strncmp (lv, "/dev/", 5) == 0)
+        add_cand (n, lv);
+    free (lvs);
+  }
+  r = 0;
+ out:
+  free (out);
+  buf_free (&cmd);
+  return r;
+}
+
 static int
 native_open (struct guest *g)
 {
   struct native *n;
   size_t i;
   int any_lvm = 0;
+  const char *lvm_pv = NULL;
 
   if (geteuid () != 0) {
     error ("the native backend needs root");
@@ -190,8 +313,10 @@ native_open (struct guest *g)
       error ("%s: %m", g->disks[i]);
       return -1;
     }
-    if (S_ISBLK (st.st_mode))
+    if (S_ISBLK (st.st_mode)) {
       n->disks[i] = xstrdup (g->disks[i]);
+      reread_partitions (n->disks[i]);
+    }
     else {
       char *argv[] = { "losetup", "-f", "--show", g->disks[i], NULL };
 
@@ -213,54 +338,10 @@ native_open (struct guest *g)
       return -1;
   }
   for (i = 0; i < n->ncands; i++)
-    if (strcmp (n->cands[i].type, "LVM2_member") == 0)
-      any_lvm = 1;
-  if (any_lvm) {
-    struct buf cmd = { .max = 8192 };
-    char *out = NULL;
-    char *argv[] = { "sh", "-c", NULL, NULL };
-
-    buf_adds (&cmd, "lvm pvs --noheadings -o vg_name");
-    for (i = 0; i < n->ncands; i++)
-      if (strcmp (n->cands[i].type, "LVM2_member") == 0)
-        buf_printf (&cmd, " %s", n->cands[i].dev);
-    argv[2] = cmd.s;
-    if (run_capture (argv, &out) == 0) {
-      char *save, *vg;
-
-      for (vg = strtok_r (out, " \n", &save); vg;
-           vg = strtok_r (NULL, " \n", &save)) {
-        char *va[] = { "lvm", "vgchange", "-ay", vg, NULL };
-        char *lvs = NULL;
-        char *la[] = { "lvm", "lvs", "--noheadings", "-o", "lv_path", vg,
-                       NULL };
-        size_t nv = strv_len (n->vgs);
-
-        if (run_capture (va, NULL) != 0) {
-          warning ("could not activate volume group %s", vg);
-          continue;
-        }
-        n->vgs = realloc (n->vgs, (nv + 2) * sizeof (char *));
-        if (n->vgs == NULL)
-          abort ();
-        n->vgs[nv] = xstrdup (vg);
-        n->vgs[nv + 1] = NULL;
-        if (run_capture (la, &lvs) == 0) {
-          char *s2, *lv;
-
-          for (lv = strtok_r (lvs, " \n", &s2); lv;
-               lv = strtok_r (NULL, " \n", &s2))
-            add_cand (n, lv);
-        }
-        free (lvs);
-      }
-    }
-    else
-      warning ("LVM physical volumes found but the lvm tool failed: "
-               "logical volumes not used");
-    free (out);
-    buf_free (&cmd);
-  }
+    if (strcmp (n->cands[i].type, "LVM2_member") == 0 && !any_lvm++)
+      lvm_pv = n->cands[i].dev;
+  if (any_lvm && activate_lvm (g, lvm_pv) == -1)
+    return -1;
   return 0;
 }
 

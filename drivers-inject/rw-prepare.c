@@ -9,6 +9,15 @@
 
 #include "prepare.h"
 
+/* The worker's build (make native) has no libguestfs: native only. */
+#ifdef RW_PREPARE_NATIVE_ONLY
+#define DEFAULT_OPS native_ops
+#define BUILD_NOTE "  (this build: native backend only, no libguestfs)\n"
+#else
+#define DEFAULT_OPS guestfs_ops
+#define BUILD_NOTE ""
+#endif
+
 static void
 usage (int status)
 {
@@ -19,8 +28,9 @@ usage (int status)
 "Prepare the copied Linux guest on DISK(s) (images or block devices,\n"
 "in the guest's disk order) to boot on KVM with virtio disks and network.\n"
 "\n"
-"  --backend libguestfs|native  guest access (default libguestfs; native\n"
+"  --backend libguestfs|native  guest access (default %s; native\n"
 "                        mounts with this kernel and needs root)\n"
+BUILD_NOTE
 "  --dry-run             report what would change, write nothing\n"
 "  --extension [firstboot:]FILE\n"
 "                        run FILE in the guest's root now, or at its\n"
@@ -29,7 +39,7 @@ usage (int status)
 "                        that interface NAME had (repeatable)\n"
 "  --report FILE         write a JSON report of findings and changes\n"
 "  -v, --verbose         more messages (twice: libguestfs trace)\n"
-"  -h, --help            this help\n");
+"  -h, --help            this help\n", DEFAULT_OPS.name);
   exit (status);
 }
 
@@ -86,7 +96,7 @@ main (int argc, char *argv[])
     { NULL, 0, NULL, 0 }
   };
   struct options opts = { 0 };
-  struct guest g = { .ops = &guestfs_ops };
+  struct guest g = { .ops = &DEFAULT_OPS };
   const char *report_path = NULL;
   json_t *report, *warnings, *disks;
   int c, r, i;
@@ -97,8 +107,15 @@ main (int argc, char *argv[])
   while ((c = getopt_long (argc, argv, "vh", longopts, NULL)) != -1) {
     switch (c) {
     case OPT_BACKEND:
-      if (strcmp (optarg, "libguestfs") == 0)
+      if (strcmp (optarg, "libguestfs") == 0) {
+#ifdef RW_PREPARE_NATIVE_ONLY
+        error ("--backend libguestfs: not in this build of rw-prepare "
+               "(native backend only)");
+        exit (EXIT_FAILURE);
+#else
         g.ops = &guestfs_ops;
+#endif
+      }
       else if (strcmp (optarg, "native") == 0)
         g.ops = &native_ops;
       else {

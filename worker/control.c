@@ -22,6 +22,8 @@ enum {
   A_ENUM,     /* one of the '|'-separated words in 'words' */
   A_STRINGS,  /* array of min..max strings, each 1..4095 bytes */
   A_MAP,      /* array of 1..RW_MAX_DISKS {"disk": id, "target": path} */
+  A_NICS,     /* array of min..max "aa:bb:cc:dd:ee:ff=NAME" */
+  A_EXTS,     /* array of min..max {"name", "mode", "content"} */
 };
 
 struct arg {
@@ -62,6 +64,8 @@ static const struct arg verify_args[] = {
 };
 static const struct arg prepare_args[] = {
   { "disks", A_STRINGS, true, 1, RW_MAX_DISKS, NULL },
+  { "nics", A_NICS, false, 0, PREPARE_MAX_NICS, NULL },
+  { "extensions", A_EXTS, false, 0, PREPARE_MAX_EXTS, NULL },
   END_ARGS
 };
 static const struct arg attach_args[] = {
@@ -189,6 +193,87 @@ check_map (json_t *v, const struct arg *a, char *msg, size_t msglen)
   return 0;
 }
 
+/* NAME: 1..15 bytes (IFNAMSIZ) of letters, digits, '.', '_', '-';
+ * for an extension's name, 1..max of the same. */
+static bool
+good_name (const char *s, size_t max)
+{
+  size_t n = strlen (s);
+
+  return n >= 1 && n <= max && s[0] != '.' &&
+    strspn (s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+            "0123456789._-") == n;
+}
+
+/* "aa:bb:cc:dd:ee:ff=NAME", as rw-prepare's --nic takes it. */
+static bool
+good_nic (json_t *v)
+{
+  const char *s;
+  size_t i;
+
+  if (!json_is_string (v) || json_string_length (v) < 19
+      || json_string_length (v) > 17 + 1 + 15)
+    return false;
+  s = json_string_value (v);
+  if (strlen (s) != json_string_length (v))
+    return false;
+  for (i = 0; i < 17; i++) {
+    if (i % 3 == 2 ? s[i] != ':'
+        : strchr ("0123456789abcdefABCDEF", s[i]) == NULL)
+      return false;
+  }
+  return s[17] == '=' && good_name (s + 18, 15);
+}
+
+/* Arrays of NICs or of extensions {"name": NAME, "mode": "now" or
+ * "firstboot", "content": the script, 1..PREPARE_MAX_EXT_SIZE bytes}. */
+static int
+check_prepare_list (json_t *v, const struct arg *a, char *msg,
+                    size_t msglen)
+{
+  size_t i;
+  json_t *e;
+
+  if (!json_is_array (v) || json_array_size (v) < (size_t) a->min
+      || json_array_size (v) > (size_t) a->max) {
+    snprintf (msg, msglen, "%s: expected an array of %lld..%lld %s",
+              a->name, (long long) a->min, (long long) a->max,
+              a->type == A_NICS ? "strings" : "objects");
+    return -1;
+  }
+  json_array_foreach (v, i, e) {
+    if (a->type == A_NICS) {
+      if (!good_nic (e)) {
+        snprintf (msg, msglen, "%s[%zu]: expected MAC=NAME, e.g. "
+                  "52:54:00:12:34:56=ens192", a->name, i);
+        return -1;
+      }
+    }
+    else {
+      json_t *name = json_object_get (e, "name");
+      json_t *mode = json_object_get (e, "mode");
+      json_t *content = json_object_get (e, "content");
+
+      if (!json_is_object (e) || json_object_size (e) != 3
+          || !json_is_string (name) || !json_is_string (mode)
+          || !json_is_string (content)
+          || !good_name (json_string_value (name), 64)
+          || !word_in (json_string_value (mode), "now|firstboot")
+          || json_string_length (content) < 1
+          || json_string_length (content) > PREPARE_MAX_EXT_SIZE
+          || strlen (json_string_value (content))
+          != json_string_length (content)) {
+        snprintf (msg, msglen, "%s[%zu]: expected {\"name\": NAME, "
+                  "\"mode\": \"now\"|\"firstboot\", \"content\": "
+                  "1..%d bytes}", a->name, i, PREPARE_MAX_EXT_SIZE);
+        return -1;
+      }
+    }
+  }
+  return 0;
+}
+
 /* Checks one argument's value against its spec. */
 static int
 check_arg (json_t *v, const struct arg *a, char *msg, size_t msglen)
@@ -247,6 +332,9 @@ check_arg (json_t *v, const struct arg *a, char *msg, size_t msglen)
     return 0;
   case A_MAP:
     return check_map (v, a, msg, msglen);
+  case A_NICS:
+  case A_EXTS:
+    return check_prepare_list (v, a, msg, msglen);
   default:
     abort ();
   }

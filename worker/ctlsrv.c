@@ -494,6 +494,47 @@ h_sync (struct client *cl, struct ctl_req *rq)
                                          ? JOB_SYNC : JOB_VERIFY));
 }
 
+/* Copies the prepare request's disks, nics and extensions (validated by
+ * control.c) into P; -1 when out of memory. */
+static int
+prepare_params (json_t *args, struct job_params *p)
+{
+  json_t *disks = json_object_get (args, "disks");
+  json_t *nics = json_object_get (args, "nics");
+  json_t *exts = json_object_get (args, "extensions");
+  json_t *e;
+  size_t i;
+
+  p->disks = calloc (json_array_size (disks), sizeof *p->disks);
+  p->nics = calloc (json_array_size (nics) + 1, sizeof *p->nics);
+  p->exts = calloc (json_array_size (exts) + 1, sizeof *p->exts);
+  if (p->disks == NULL || p->nics == NULL || p->exts == NULL)
+    return -1;
+  json_array_foreach (disks, i, e) {
+    if ((p->disks[i] = strdup (json_string_value (e))) == NULL)
+      return -1;
+    p->ndisks = i + 1;
+  }
+  json_array_foreach (nics, i, e) {
+    if ((p->nics[i] = strdup (json_string_value (e))) == NULL)
+      return -1;
+    p->nnics = i + 1;
+  }
+  json_array_foreach (exts, i, e) {
+    struct prepare_ext *x = &p->exts[i];
+
+    p->nexts = i + 1;
+    x->firstboot = strcmp (json_string_value (json_object_get (e, "mode")),
+                           "firstboot") == 0;
+    x->name = strdup (json_string_value (json_object_get (e, "name")));
+    x->content = strdup (json_string_value (json_object_get (e,
+                                                             "content")));
+    if (x->name == NULL || x->content == NULL)
+      return -1;
+  }
+  return 0;
+}
+
 static int
 h_prepare (struct client *cl, struct ctl_req *rq)
 {
@@ -512,21 +553,12 @@ h_prepare (struct client *cl, struct ctl_req *rq)
     if (check_target (cl, rq->id, json_string_value (e)) == -1)
       return 0;
   p = calloc (1, sizeof *p);
-  if (p == NULL || (p->disks = calloc (json_array_size (disks),
-                                       sizeof *p->disks)) == NULL
-      || (p->prepare_cmd = strdup (cmd)) == NULL) {
+  if (p == NULL || (p->prepare_cmd = strdup (cmd)) == NULL
+      || prepare_params (rq->args, p) == -1) {
     job_params_free (p);
     return ctl_reply_error (cl->c, rq->id, "internal", "out of memory");
   }
   p->kind = JOB_PREPARE;
-  json_array_foreach (disks, i, e) {
-    p->disks[i] = strdup (json_string_value (e));
-    if (p->disks[i] == NULL) {
-      job_params_free (p);
-      return ctl_reply_error (cl->c, rq->id, "internal", "out of memory");
-    }
-    p->ndisks = i + 1;
-  }
   return start_job (cl, rq, p);
 }
 

@@ -113,6 +113,14 @@ job_params_free (struct job_params *p)
   for (i = 0; i < p->ndisks; i++)
     free (p->disks[i]);
   free (p->disks);
+  for (i = 0; i < p->nnics; i++)
+    free (p->nics[i]);
+  free (p->nics);
+  for (i = 0; i < p->nexts; i++) {
+    free (p->exts[i].name);
+    free (p->exts[i].content);
+  }
+  free (p->exts);
   free (p->prepare_cmd);
   free (p);
 }
@@ -382,33 +390,107 @@ read_report (const char *path)
   return r;
 }
 
+/* Writes the request's extensions to STATE_DIR/prepare-JOB-ext-N-NAME
+ * (mode 0700) and returns their rw-prepare arguments
+ * ("[firstboot:]PATH", owned by the caller, NULL-terminated), or NULL
+ * after logging. */
+static char **
+write_extensions (struct job *j)
+{
+  struct job_params *p = j->p;
+  char **args = calloc (p->nexts + 1, sizeof *args);
+  size_t i;
+
+  if (args == NULL)
+    return NULL;
+  for (i = 0; i < p->nexts; i++) {
+    struct prepare_ext *x = &p->exts[i];
+    size_t len = strlen (x->content);
+    char path[4096];
+    int fd;
+
+    snprintf (path, sizeof path, "%s/prepare-%" PRIu64 "-ext-%zu-%s",
+              j->state_dir, j->id, i, x->name);
+    unlink (path);
+    fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+               0700);
+    if (fd == -1) {
+      log_error ("prepare: open %s: %m", path);
+      goto out_free;
+    }
+    if (util_pwrite_full (fd, x->content, len, 0, path) == -1) {
+      close (fd);
+      goto out_free;
+    }
+    close (fd);
+    if (asprintf (&args[i], "%s%s", x->firstboot ? "firstboot:" : "",
+                  path) == -1) {
+      args[i] = NULL;
+      goto out_free;
+    }
+  }
+  return args;
+ out_free:
+  for (i = 0; args[i]; i++)
+    free (args[i]);
+  free (args);
+  return NULL;
+}
+
+static void
+free_extensions (char **exts)
+{
+  size_t i;
+
+  for (i = 0; exts && exts[i]; i++) {
+    unlink (exts[i] + (strncmp (exts[i], "firstboot:", 10) == 0 ? 10 : 0));
+    free (exts[i]);
+  }
+  free (exts);
+}
+
 static void
 run_prepare (struct job *j)
 {
   struct job_params *p = j->p;
   char report[4096], err[256];
   const char **argv;
+  char **exts;
   int pfd[2], st;
   json_t *res, *rep;
   pid_t pid;
-  size_t i;
+  size_t i, k = 0;
 
   snprintf (report, sizeof report, "%s/prepare-%" PRIu64 ".json",
             j->state_dir, j->id);
-  argv = calloc (p->ndisks + 6, sizeof *argv);
+  exts = write_extensions (j);
+  if (exts == NULL) {
+    job_end (j, JOB_FAILED, NULL, "cannot write the extensions");
+    return;
+  }
+  argv = calloc (p->ndisks + 2 * (p->nnics + p->nexts) + 6, sizeof *argv);
   if (argv == NULL || pipe2 (pfd, O_CLOEXEC) == -1) {
     log_error ("prepare: pipe: %m");
     free (argv);
+    free_extensions (exts);
     job_end (j, JOB_FAILED, NULL, "cannot start rw-prepare");
     return;
   }
-  argv[0] = p->prepare_cmd;
-  argv[1] = "--backend";
-  argv[2] = "native";
-  argv[3] = "--report";
-  argv[4] = report;
+  argv[k++] = p->prepare_cmd;
+  argv[k++] = "--backend";
+  argv[k++] = "native";
+  argv[k++] = "--report";
+  argv[k++] = report;
+  for (i = 0; i < p->nnics; i++) {
+    argv[k++] = "--nic";
+    argv[k++] = p->nics[i];
+  }
+  for (i = 0; i < p->nexts; i++) {
+    argv[k++] = "--extension";
+    argv[k++] = exts[i];
+  }
   for (i = 0; i < p->ndisks; i++)
-    argv[5 + i] = p->disks[i];
+    argv[k++] = p->disks[i];
   unlink (report);
   pid = fork ();
   if (pid == -1) {
@@ -416,6 +498,7 @@ run_prepare (struct job *j)
     close (pfd[0]);
     close (pfd[1]);
     free (argv);
+    free_extensions (exts);
     job_end (j, JOB_FAILED, NULL, "cannot start rw-prepare");
     return;
   }
@@ -426,6 +509,9 @@ run_prepare (struct job *j)
       dup2 (nul, 0);
     dup2 (pfd[1], 1);
     dup2 (pfd[1], 2);
+    /* Nothing else of the worker's (control sockets, disks) reaches
+     * rw-prepare and the commands it runs in the guest's root. */
+    close_range (3, ~0U, 0);
     execvp (argv[0], (char *const *) argv);
     _exit (127);
   }
@@ -440,6 +526,7 @@ run_prepare (struct job *j)
   close (pfd[0]);
   while (waitpid (pid, &st, 0) == -1 && errno == EINTR)
     ;
+  free_extensions (exts);
   pthread_mutex_lock (&j->lock);
   j->child = 0;
   pthread_mutex_unlock (&j->lock);

@@ -41,7 +41,8 @@ usage (FILE *fp)
 "       [--dry-run] [--wait]\n"
 "  verify --source HOST:PORT --source-secret-file F --map ID=PATH...\n"
 "       [--streams N] [--wait]\n"
-"  prepare [--wait] DISK...\n"
+"  prepare [--nic MAC=NAME]... [--extension [firstboot:]FILE]... [--wait]\n"
+"       DISK...\n"
 "  attach [--job N]\n"
 "  shutdown [--reboot] [--force]\n"
 "  raw < JSON-LINES     (send requests as they are; no hello first)\n"
@@ -317,9 +318,68 @@ add_map (json_t *map, const char *spec)
                                                 eq + 1));
 }
 
+/* The array ARGS[NAME] of a repeatable option, made on first use. */
+static json_t *
+args_array (json_t *args, const char *name)
+{
+  json_t *a = json_object_get (args, name);
+
+  if (a == NULL) {
+    a = json_array ();
+    json_object_set_new (args, name, a);
+  }
+  return a;
+}
+
+/* prepare --extension [firstboot:]FILE: the file's contents travel in
+ * the request ({"name", "mode", "content"}); the worker checks them. */
+static int
+add_extension (json_t *exts, const char *arg)
+{
+  const char *path = arg, *base;
+  char *data;
+  size_t len = 0;
+  ssize_t n;
+  int fd;
+  bool firstboot = strncmp (arg, "firstboot:", 10) == 0;
+
+  if (firstboot)
+    path += 10;
+  base = strrchr (path, '/') ? strrchr (path, '/') + 1 : path;
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd == -1) {
+    log_error ("--extension %s: %m", path);
+    return -1;
+  }
+  data = malloc (PREPARE_MAX_EXT_SIZE + 1);
+  if (data == NULL)
+    abort ();
+  while ((n = read (fd, data + len, PREPARE_MAX_EXT_SIZE + 1 - len)) > 0
+         && len + n <= PREPARE_MAX_EXT_SIZE)
+    len += (size_t) n;
+  close (fd);
+  if (n == -1 || n > 0 || len == 0) {
+    if (n == -1)
+      log_error ("--extension %s: %m", path);
+    else
+      log_error ("--extension %s: expected 1..%d bytes", path,
+                 PREPARE_MAX_EXT_SIZE);
+    free (data);
+    return -1;
+  }
+  n = json_array_append_new (exts, json_pack ("{ssssss#}", "name", base,
+                                              "mode", firstboot ? "firstboot"
+                                              : "now", "content", data,
+                                              (int) len));
+  free (data);
+  if (n == -1)
+    log_error ("--extension %s: the file must be UTF-8 text", path);
+  return n == -1 ? -1 : 0;
+}
+
 enum {
   O_SOURCE = 256, O_SSECRET, O_MAP, O_MODE, O_STREAMS, O_MAXRATE,
-  O_VERIFY, O_WAIT, O_REBOOT, O_FORCE, O_JOB, O_DRYRUN,
+  O_VERIFY, O_WAIT, O_REBOOT, O_FORCE, O_JOB, O_DRYRUN, O_NIC, O_EXT,
 };
 
 static const struct option cmd_opts[] = {
@@ -335,6 +395,8 @@ static const struct option cmd_opts[] = {
   { "reboot", no_argument, NULL, O_REBOOT },
   { "force", no_argument, NULL, O_FORCE },
   { "job", required_argument, NULL, O_JOB },
+  { "nic", required_argument, NULL, O_NIC },
+  { "extension", required_argument, NULL, O_EXT },
   { NULL, 0, NULL, 0 },
 };
 
@@ -367,7 +429,7 @@ static int
 parse_cmd_args (int argc, char **argv, const char *allowed,
                 struct cmd_args *ca)
 {
-  json_t *map = NULL, *sec;
+  json_t *sec;
   uint64_t rate;
   long v;
   int c;
@@ -396,11 +458,7 @@ parse_cmd_args (int argc, char **argv, const char *allowed,
       json_object_set_new (ca->args, "source_secret", sec);
       break;
     case O_MAP:
-      if (map == NULL) {
-        map = json_array ();
-        json_object_set_new (ca->args, "map", map);
-      }
-      if (add_map (map, optarg) == -1)
+      if (add_map (args_array (ca->args, "map"), optarg) == -1)
         return -1;
       break;
     case O_MODE:
@@ -441,6 +499,14 @@ parse_cmd_args (int argc, char **argv, const char *allowed,
       break;
     case O_WAIT:
       ca->wait = true;
+      break;
+    case O_NIC:                 /* the worker checks the syntax */
+      json_array_append_new (args_array (ca->args, "nics"),
+                             json_string (optarg));
+      break;
+    case O_EXT:
+      if (add_extension (args_array (ca->args, "extensions"), optarg) == -1)
+        return -1;
       break;
     }
   }
@@ -664,7 +730,7 @@ run_command (const char *cmd, int argc, char **argv)
     { "sync", "source source-secret-file map mode streams max-rate verify "
       "dry-run wait" },
     { "verify", "source source-secret-file map streams wait" },
-    { "prepare", "wait" },
+    { "prepare", "wait nic extension" },
     { "shutdown", "reboot force" },
   };
   size_t i;

@@ -602,6 +602,11 @@ const char *ring_level_name (int level);
  */
 #define CTL_DEFAULT_PORT 5995
 #define CTL_MAX_MSG      (1u << 20)
+/* prepare: at most this many NIC mappings and extensions, each extension
+ * at most PREPARE_MAX_EXT_SIZE bytes (all of them fit in CTL_MAX_MSG). */
+#define PREPARE_MAX_NICS     16
+#define PREPARE_MAX_EXTS     8
+#define PREPARE_MAX_EXT_SIZE (64 * 1024)
 #define CTL_PROTO_VERSION 1
 
 enum {
@@ -684,6 +689,13 @@ struct job_params {
   char *prepare_cmd;
   char **disks;
   size_t ndisks;
+  char **nics;              /* "MAC=NAME", validated by control.c */
+  size_t nnics;
+  struct prepare_ext {
+    char *name, *content;   /* name validated: no '/' */
+    bool firstboot;
+  } *exts;
+  size_t nexts;
 };
 void job_params_free (struct job_params *p);
 

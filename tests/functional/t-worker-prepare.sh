@@ -23,6 +23,14 @@ cat > "$T/fake-prepare" <<SH
 #!/bin/sh
 [ "\$1" = --backend ] && [ "\$2" = native ] && [ "\$3" = --report ] || exit 2
 report=\$4; shift 4
+while [ "\$1" = --nic ] || [ "\$1" = --extension ]; do
+  case "\$2" in
+    firstboot:*) echo "ext \${2%%:*} \$(cat "\${2#firstboot:}")" ;;
+    *=*) echo "nic \$2" ;;
+    *) echo "ext now \$(cat "\$2")" ;;
+  esac
+  shift 2
+done
 echo "inspecting \$*"
 echo "to stderr" >&2
 printf '{"ok": true, "disks": ["%s"], "changes": ["virtio"]}\n' "\$1" \
@@ -42,6 +50,21 @@ grep -q '"line":"to stderr"' "$T/prep.json" || fail "no stderr event"
   = "['virtio']" ] || fail "report: $(tail -1 "$T/prep.json")"
 [ "$(jget "$T/prep.json" "j['result']['result']['exit_status']")" = 0 ] \
   || fail "exit status"
+
+# NIC mappings and extensions travel in the request; the worker checks
+# them and passes them on (the extensions as files in its state dir).
+printf 'echo first\n' > "$T/ext1.sh"
+printf 'echo now\n' > "$T/ext2.sh"
+ctl prepare --wait --nic 52:54:00:12:34:56=ens192 \
+  --extension "firstboot:$T/ext1.sh" --extension "$T/ext2.sh" \
+  "$T/disk.img" > "$T/prep2" 2>&1 || fail "prepare with nic: $(cat "$T/prep2")"
+grep -q 'nic 52:54:00:12:34:56=ens192' "$T/prep2" || fail "nic: $(cat "$T/prep2")"
+grep -q 'ext firstboot echo first' "$T/prep2" || fail "ext: $(cat "$T/prep2")"
+grep -q 'ext now echo now' "$T/prep2" || fail "ext now: $(cat "$T/prep2")"
+if ctl prepare --nic 52:54:00:12:34=x "$T/disk.img" > "$T/prep3" 2>&1; then
+  fail "a bad --nic was accepted"
+fi
+grep -q 'nics\[0\]: expected MAC=NAME' "$T/prep3" || fail "$(cat "$T/prep3")"
 
 touch "$T/FAIL"
 if ctl prepare --wait "$T/disk.img" > "$T/prep" 2>&1; then

@@ -23,8 +23,8 @@ files () {
 }
 
 # The checks after a boot of a prepared guest.
-after_boot () { # NAME DISK
-  local name=$1 disk=$2 d="$work/$1-files"
+after_boot () { # NAME DISK [ROOT-SPEC-REGEX, default ^UUID=]
+  local name=$1 disk=$2 root=${3:-^UUID=} d="$work/$1-files"
   files "$disk" "$d" /root/rw-ip-addr.txt /etc/fstab /var/lib/dpkg/status ||
     { notok "$name: read the guest's files after boot"; cat "$d.err"; return; }
   check "$name: open-vm-tools is not installed (dpkg)" \
@@ -38,7 +38,8 @@ for p in st:
 PY
   check "$name: no /dev/sd names in fstab" \
     sh -c "! grep -v '^#' '$d/fstab' | grep -q '/dev/sd'"
-  check "$name: root by UUID in fstab" grep -q '^UUID=' "$d/fstab"
+  check "$name: root ($root) in fstab" \
+    sh -c "grep -v '^#' '$d/fstab' | grep -E '[[:space:]]/[[:space:]]' | grep -qE '$root'"
   echo "   $(grep -v ' lo ' "$d/rw-ip-addr.txt" | grep 'inet ' | head -1)"
   check "$name: 10.0.2.15/24 on the virtio NIC (ens192), seen by the guest" \
     grep -qE '^[0-9]+: ens192 +inet 10\.0\.2\.15/24' "$d/rw-ip-addr.txt"

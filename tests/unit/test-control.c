@@ -40,6 +40,10 @@ START_TEST (valid_requests)
       SECRET "," MAP "}}", CTL_VERIFY },
     { "{\"id\":6,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\","
       "\"/b\"]}}", CTL_PREPARE },
+    { "{\"id\":6,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"nics\":[\"52:54:00:12:34:5F=ens192\"],\"extensions\":[{\"name\":"
+      "\"ip.sh\",\"mode\":\"firstboot\",\"content\":\"#!/bin/sh\\n\"}]}}",
+      CTL_PREPARE },
     { "{\"id\":7,\"request\":\"status\"}", CTL_STATUS },
     { "{\"id\":8,\"request\":\"attach\",\"args\":{\"job\":3,"
       "\"from_seq\":10}}", CTL_ATTACH },
@@ -130,6 +134,22 @@ START_TEST (invalid_requests)
       "bad-request", "disks", 3 },
     { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[1]}}",
       "bad-request", "disks[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"nics\":[\"52:54:00:12:34=ens192\"]}}", "bad-request", "nics[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"nics\":[\"52:54:00:12:34:56=a/b\"]}}", "bad-request", "nics[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"nics\":[\"52:54:00:12:34:56=ens192456789abcd\"]}}", "bad-request",
+      "nics[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"extensions\":[{\"name\":\"../x\",\"mode\":\"now\","
+      "\"content\":\"x\"}]}}", "bad-request", "extensions[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"extensions\":[{\"name\":\"x\",\"mode\":\"later\","
+      "\"content\":\"x\"}]}}", "bad-request", "extensions[0]", 3 },
+    { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":[\"/a\"],"
+      "\"extensions\":[{\"name\":\"x\",\"mode\":\"now\","
+      "\"content\":\"\"}]}}", "bad-request", "extensions[0]", 3 },
     { "{\"id\":3,\"request\":\"prepare\",\"args\":{\"disks\":"
       "[\"a\\u0000b\"]}}", "bad-json", "", -1 },
     { "{\"id\":4,\"request\":\"logs\",\"args\":{\"n\":10001}}",
