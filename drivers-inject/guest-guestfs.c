@@ -37,6 +37,46 @@ gfs_open (struct guest *g)
   return 0;
 }
 
+/* Superblock state of every ext filesystem, from tune2fs -l in the
+ * appliance: nothing is mounted. */
+static int
+gfs_fs_check (struct guest *g)
+{
+  guestfs_h *h = H (g);
+  char **fss, **t;
+  size_t i, j;
+  int r = 0;
+
+  fss = guestfs_list_filesystems (h);
+  if (fss == NULL)
+    return -1;
+  for (i = 0; r == 0 && fss[i] && fss[i + 1]; i += 2) {
+    const char *state = NULL, *features = "";
+
+    if (strncmp (fss[i + 1], "ext", 3) != 0)
+      continue;
+    t = guestfs_tune2fs_l (h, fss[i]);
+    if (t == NULL) {
+      r = -1;
+      break;
+    }
+    for (j = 0; t[j] && t[j + 1]; j += 2) {
+      if (strcmp (t[j], "Filesystem state") == 0)
+        state = t[j + 1];
+      else if (strcmp (t[j], "Filesystem features") == 0)
+        features = t[j + 1];
+    }
+    debug ("%s: %s, state '%s', features '%s'", fss[i], fss[i + 1],
+           state ? state : "?", features);
+    r = fsclean_ext (fss[i], state && strncmp (state, "clean", 5) == 0,
+                     state && strstr (state, "error") != NULL,
+                     strstr (features, "needs_recovery") != NULL);
+    free_strv (t);
+  }
+  free_strv (fss);
+  return r;
+}
+
 static int
 gfs_inspect (struct guest *g)
 {
@@ -235,6 +275,7 @@ gfs_close (struct guest *g)
 const struct guest_ops guestfs_ops = {
   .name = "libguestfs",
   .open = gfs_open,
+  .fs_check = gfs_fs_check,
   .inspect = gfs_inspect,
   .mount_all = gfs_mount_all,
   .umount_all = gfs_umount_all,
