@@ -458,9 +458,13 @@ step_tools (struct ctx *c)
     if (c->apply) {
       char *script;
 
+      /* dpkg alone when nothing else depends on them: apt-get would
+       * first rebuild its package cache from the lists (tens of seconds
+       * in an emulated appliance).  apt-get resolves what dpkg refused. */
       if (c->family == FAM_DEBIAN)
-        script = xasprintf ("apt-get -y -q -o Dpkg::Options::=--force-confold"
-                            " purge%s", names.s);
+        script = xasprintf ("dpkg --purge%s || apt-get -y -q -o "
+                            "Dpkg::Options::=--force-confold purge%s",
+                            names.s, names.s);
       else
         script = xasprintf ("rpm -e%s", names.s);
       r = guest_run_ok (c, "removing the old platform's tools", script);
