@@ -458,9 +458,13 @@ step_tools (struct ctx *c)
     if (c->apply) {
       char *script;
 
+      /* dpkg alone when nothing else depends on them: apt-get would
+       * first rebuild its package cache from the lists (tens of seconds
+       * in an emulated appliance).  apt-get resolves what dpkg refused. */
       if (c->family == FAM_DEBIAN)
-        script = xasprintf ("apt-get -y -q -o Dpkg::Options::=--force-confold"
-                            " purge%s", names.s);
+        script = xasprintf ("dpkg --purge%s || apt-get -y -q -o "
+                            "Dpkg::Options::=--force-confold purge%s",
+                            names.s, names.s);
       else
         script = xasprintf ("rpm -e%s", names.s);
       r = guest_run_ok (c, "removing the old platform's tools", script);
@@ -776,6 +780,258 @@ write_if_different (struct ctx *c, const char *step, const char *path,
   return 1;
 }
 
+/* ---- network configs bound to the old NIC's MAC ----
+ *
+ * The .link files keep the interface's name, but a configuration that
+ * also names the old NIC's MAC (ifcfg HWADDR=, a NetworkManager keyfile's
+ * mac-address=, netplan's match: macaddress:) would not apply to the
+ * virtio NIC: such a binding gets the new MAC (--nic), or, for the only
+ * interface and no --nic, is dropped (netplan: matched by driver). */
+
+enum netcfg_kind { NC_IFCFG, NC_KEYFILE, NC_NETPLAN };
+
+#define MAX_NETPLAN_ENTRIES 64
+
+/* The new MAC for iface, "" to drop the binding, NULL to leave it. */
+static const char *
+new_mac_for (struct ctx *c, const char *iface)
+{
+  size_t i;
+
+  for (i = 0; i < c->opts->nnics; i++)
+    if (strcmp (c->opts->nics[i].name, iface) == 0)
+      return c->opts->nics[i].mac;
+  if (c->opts->nnics == 0 && strv_len (c->ifaces) == 1 &&
+      strcmp (c->ifaces[0], iface) == 0)
+    return "";
+  return NULL;
+}
+
+/* Value after "KEY=" or "KEY:" at the start of line (after blanks),
+ * unquoted, into val; NULL if line has another key. */
+static const char *
+line_value (const char *line, const char *key, char *val, size_t max)
+{
+  size_t kl = strlen (key), n;
+  const char *p = line + strspn (line, " \t");
+
+  if (strncmp (p, key, kl) != 0)
+    return NULL;
+  p += kl;
+  p += strspn (p, " \t\"'");
+  snprintf (val, max, "%s", p);
+  n = strcspn (val, " \t\"'#\r");
+  val[n] = '\0';
+  return val;
+}
+
+/* Entry names of netplan's ethernets: (set-name: if given, else the
+ * id), in order. */
+static size_t
+netplan_entries (const char *text, size_t len, char names[][64])
+{
+  const char *p = text, *end = text + len;
+  char line[512], val[64];
+  size_t k = 0, ind, eth = (size_t) -1, entry = (size_t) -1;
+
+  while ((p = next_line (p, end, line, sizeof line)) != NULL) {
+    size_t n = strlen (line);
+
+    ind = strspn (line, " ");
+    if (ind == n || line[ind] == '#')
+      continue;
+    if (eth != (size_t) -1 && ind <= eth)
+      eth = entry = (size_t) -1;
+    if (strncmp (line + ind, "ethernets:", 10) == 0) {
+      eth = ind;
+      continue;
+    }
+    if (eth == (size_t) -1)
+      continue;
+    if (entry == (size_t) -1)
+      entry = ind;
+    if (ind == entry && line[n - 1] == ':' && k < MAX_NETPLAN_ENTRIES) {
+      line[n - 1] = '\0';
+      snprintf (names[k++], 64, "%s", line + ind);
+    }
+    else if (ind > entry && k > 0 &&
+             line_value (line, "set-name:", val, sizeof val))
+      snprintf (names[k - 1], 64, "%s", val);
+  }
+  return k;
+}
+
+/* Rewrite the MAC bindings of one config file.  -1 on error. */
+static int
+rebind_file (struct ctx *c, const char *path, enum netcfg_kind kind,
+             const char *iface)
+{
+  char names[MAX_NETPLAN_ENTRIES][64];
+  struct buf out = { .max = 2 * MAX_CONFIG_FILE };
+  size_t len, nent = 0, k = 0, nch = 0;
+  size_t eth = (size_t) -1, entry = (size_t) -1, match = (size_t) -1;
+  char *text, line[512], val[64], cur[64];
+  const char *p, *end, *nl;
+  int section_eth = 0, r = 0;
+
+  text = c->g->ops->read_file (c->g, path, MAX_CONFIG_FILE, &len);
+  if (text == NULL)
+    return -1;
+  snprintf (cur, sizeof cur, "%s", iface ? iface : "");
+  if (kind == NC_NETPLAN)
+    nent = netplan_entries (text, len, names);
+  for (p = text, end = text + len; p < end; p = nl) {
+    const char *key = NULL, *mac;
+    size_t ind, n;
+
+    nl = memchr (p, '\n', end - p);
+    nl = nl ? nl + 1 : end;
+    next_line (p, end, line, sizeof line);
+    n = strlen (line);
+    ind = strspn (line, " ");
+    switch (kind) {
+    case NC_IFCFG:
+      key = "HWADDR=";
+      break;
+    case NC_KEYFILE:
+      if (line[0] == '[')
+        section_eth = strncmp (line, "[ethernet]", 10) == 0 ||
+          strncmp (line, "[802-3-ethernet]", 16) == 0;
+      if (section_eth)
+        key = "mac-address=";
+      break;
+    case NC_NETPLAN:
+      if (ind == n || line[ind] == '#')
+        break;
+      if (eth != (size_t) -1 && ind <= eth)
+        eth = entry = match = (size_t) -1;
+      if (match != (size_t) -1 && ind <= match)
+        match = (size_t) -1;
+      if (strncmp (line + ind, "ethernets:", 10) == 0)
+        eth = ind;
+      else if (eth != (size_t) -1 && (entry == (size_t) -1 || ind == entry)) {
+        entry = ind;
+        if (k < nent)
+          snprintf (cur, sizeof cur, "%s", names[k]);
+        k++;
+      }
+      else if (entry != (size_t) -1 && ind > entry &&
+               strncmp (line + ind, "match:", 6) == 0)
+        match = ind;
+      else if (match != (size_t) -1)
+        key = "macaddress:";
+      break;
+    }
+    if (key == NULL || line_value (line, key, val, sizeof val) == NULL ||
+        cur[0] == '\0' || (size_t) (nl - p) >= sizeof line) {
+      buf_add (&out, p, nl - p);
+      continue;
+    }
+    mac = new_mac_for (c, cur);
+    if (mac == NULL) {
+      warning ("%s: %s is bound to MAC %s and no --nic names it: "
+               "not changed", path, cur, val);
+      buf_add (&out, p, nl - p);
+      continue;
+    }
+    if (strcasecmp (mac, val) == 0) {
+      buf_add (&out, p, nl - p);
+      continue;
+    }
+    nch++;
+    if (mac[0]) {
+      const char *v = strstr (line + ind, val);
+
+      change (c, "network", "%s: %s bound to MAC %s -> %s", path, cur, val,
+              mac);
+      buf_add (&out, line, v - line);
+      buf_adds (&out, mac);
+      buf_adds (&out, v + strlen (val));
+      buf_adds (&out, "\n");
+    }
+    else if (kind == NC_NETPLAN) {
+      change (c, "network", "%s: %s matched by MAC %s -> by driver "
+              "virtio_net", path, cur, val);
+      buf_printf (&out, "%*sdriver: virtio_net\n", (int) ind, "");
+    }
+    else {
+      change (c, "network", "%s: %s bound to MAC %s: binding removed",
+              path, cur, val);
+      buf_printf (&out, "# rw-prepare: the old NIC's MAC: %s\n", line);
+    }
+  }
+  if (nch > 0 && c->apply)
+    r = c->g->ops->write_file (c->g, path, out.s, out.len,
+                               kind == NC_IFCFG ? 0644 : 0600);
+  buf_free (&out);
+  free (text);
+  return r;
+}
+
+static int
+rebind_macs (struct ctx *c)
+{
+  static const struct {
+    const char *dir, *prefix, *suffix;
+    enum netcfg_kind kind;
+  } where[] = {
+    { "/etc/sysconfig/network-scripts", "ifcfg-", "", NC_IFCFG },
+    { "/etc/sysconfig/network", "ifcfg-", "", NC_IFCFG },
+    { "/etc/NetworkManager/system-connections", "", ".nmconnection",
+      NC_KEYFILE },
+    { "/etc/netplan", "", ".yaml", NC_NETPLAN },
+  };
+  size_t w, i;
+
+  for (w = 0; w < sizeof where / sizeof where[0]; w++) {
+    char **ents;
+
+    if (c->g->ops->exists (c->g, where[w].dir) != 1)
+      continue;
+    ents = c->g->ops->ls (c->g, where[w].dir);
+    if (ents == NULL)
+      return -1;
+    for (i = 0; ents[i]; i++) {
+      size_t el = strlen (ents[i]), sl = strlen (where[w].suffix);
+      char path[512], iface[64] = "", val[64];
+      const char *p, *end;
+      char *t, line[512];
+      size_t len;
+      int r;
+
+      if (!safe_name (ents[i]) ||
+          strncmp (ents[i], where[w].prefix, strlen (where[w].prefix)) ||
+          el < sl || strcmp (ents[i] + el - sl, where[w].suffix) ||
+          strstr (ents[i], ".rpmsave") || strstr (ents[i], ".bak"))
+        continue;
+      snprintf (path, sizeof path, "%s/%s", where[w].dir, ents[i]);
+      if (where[w].kind != NC_NETPLAN) {
+        /* The interface the file configures. */
+        t = c->g->ops->read_file (c->g, path, MAX_CONFIG_FILE, &len);
+        if (t == NULL) {
+          free_strv (ents);
+          return -1;
+        }
+        if (where[w].kind == NC_IFCFG)
+          snprintf (iface, sizeof iface, "%s", ents[i] + 6);
+        for (p = t, end = t + len;
+             (p = next_line (p, end, line, sizeof line)) != NULL; )
+          if (line_value (line, where[w].kind == NC_IFCFG ? "DEVICE="
+                          : "interface-name=", val, sizeof val) && val[0])
+            snprintf (iface, sizeof iface, "%s", val);
+        free (t);
+      }
+      r = rebind_file (c, path, where[w].kind, iface[0] ? iface : NULL);
+      if (r == -1) {
+        free_strv (ents);
+        return -1;
+      }
+    }
+    free_strv (ents);
+  }
+  return 0;
+}
+
 static int
 step_network (struct ctx *c, json_t *insp)
 {
@@ -790,6 +1046,8 @@ step_network (struct ctx *c, json_t *insp)
   for (i = 0; c->ifaces && c->ifaces[i]; i++)
     json_array_append_new (ji, json_string (c->ifaces[i]));
   json_object_set_new (insp, "interfaces", ji);
+  if (rebind_macs (c) == -1)
+    return -1;
 
   if (c->g->ops->exists (c->g, "/lib/systemd/systemd-udevd") != 1 &&
       c->g->ops->exists (c->g, "/usr/lib/systemd/systemd-udevd") != 1) {
@@ -974,6 +1232,12 @@ uefi_fallback (struct ctx *c)
 
   if (c->g->ops->exists (c->g, "/boot/efi/EFI/BOOT/BOOTX64.EFI") == 1)
     return 0;
+  if (c->g->ops->exists (c->g, "/boot/efi/EFI") != 1) {
+    error ("UEFI guest, but no /boot/efi/EFI: the EFI system partition "
+           "could not be mounted or is empty; the boot loader cannot be "
+           "checked");
+    return -1;
+  }
   dirs = c->g->ops->ls (c->g, "/boot/efi/EFI");
   if (dirs == NULL)
     return -1;
@@ -994,9 +1258,13 @@ uefi_fallback (struct ctx *c)
       change (c, "bootloader", "UEFI fallback loader: copy %s to "
               "/boot/efi/EFI/BOOT/BOOTX64.EFI", path);
       if (c->apply) {
-        script = xasprintf ("mkdir -p /boot/efi/EFI/BOOT && "
-                            "cp /boot/efi/EFI/%s/*.efi /boot/efi/EFI/BOOT/ "
-                            "&& cp %s /boot/efi/EFI/BOOT/BOOTX64.EFI",
+        /* With its neighbours: shim loads grubx64.efi, and a signed
+         * GRUB reads the grub.cfg next to it. */
+        script = xasprintf ("d=/boot/efi/EFI/%s; mkdir -p /boot/efi/EFI/BOOT"
+                            " && cp \"$d\"/*.efi /boot/efi/EFI/BOOT/ && "
+                            "{ [ ! -f \"$d\"/grub.cfg ] || "
+                            "cp \"$d\"/grub.cfg /boot/efi/EFI/BOOT/; } && "
+                            "cp %s /boot/efi/EFI/BOOT/BOOTX64.EFI",
                             dirs[i], path);
         r = guest_run_ok (c, "installing the UEFI fallback loader", script);
         free (script);
@@ -1223,6 +1491,11 @@ convert (struct guest *g, const struct options *opts, json_t *report)
   json_object_set_new (report, "changes", c.changes);
   json_object_set_new (report, "extensions", c.exts);
 
+  /* Mounting a filesystem whose journal needs recovery would replay it,
+   * even read-only: refuse before anything is mounted. */
+  if ((g->ops->fs_check ? g->ops->fs_check (g)
+       : fsclean_host_disks (g)) == -1)
+    goto out;
   if (g->ops->inspect (g) == -1)
     goto out;
   if (g->ops->mount_all (g, 1) == -1)

@@ -4,11 +4,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <guestfs.h>
 
 #include "prepare.h"
 
-#define H(g) ((guestfs_h *) (g)->priv)
+struct gfs {
+  guestfs_h *h;
+  char **fss;                   /* list_filesystems: device, type, ...;
+                                 * owned, NULL until asked */
+};
+
+#define GFS(g) ((struct gfs *) (g)->priv)
+#define H(g) (GFS (g)->h)
+
+static char **
+filesystems (struct guest *g)
+{
+  if (GFS (g)->fss == NULL)
+    GFS (g)->fss = guestfs_list_filesystems (H (g));
+  return GFS (g)->fss;
+}
 
 static int
 gfs_open (struct guest *g)
@@ -21,11 +37,18 @@ gfs_open (struct guest *g)
     error ("guestfs_create: failed to create a libguestfs handle");
     return -1;
   }
-  g->priv = h;
+  g->priv = calloc (1, sizeof (struct gfs));
+  if (g->priv == NULL)
+    abort ();
+  GFS (g)->h = h;
   if (verbose > 1) {
     guestfs_set_verbose (h, 1);
     guestfs_set_trace (h, 1);
   }
+  /* Two vCPUs: with TCG each is a host thread, and the initramfs
+   * rebuild's compressor runs beside the rest. */
+  if (sysconf (_SC_NPROCESSORS_ONLN) >= 2 && guestfs_set_smp (h, 2) == -1)
+    return -1;
   for (i = 0; i < g->ndisks; i++)
     if (guestfs_add_drive_opts (h, g->disks[i],
                                 GUESTFS_ADD_DRIVE_OPTS_CACHEMODE, "unsafe",
@@ -37,6 +60,150 @@ gfs_open (struct guest *g)
   return 0;
 }
 
+/* Superblock state of every ext filesystem, from tune2fs -l in the
+ * appliance: nothing is mounted. */
+static int
+gfs_fs_check (struct guest *g)
+{
+  guestfs_h *h = H (g);
+  char **fss, **t;
+  size_t i, j;
+  int r = 0;
+
+  fss = filesystems (g);
+  if (fss == NULL)
+    return -1;
+  for (i = 0; r == 0 && fss[i] && fss[i + 1]; i += 2) {
+    const char *state = NULL, *features = "";
+
+    if (strncmp (fss[i + 1], "ext", 3) != 0)
+      continue;
+    t = guestfs_tune2fs_l (h, fss[i]);
+    if (t == NULL) {
+      r = -1;
+      break;
+    }
+    for (j = 0; t[j] && t[j + 1]; j += 2) {
+      if (strcmp (t[j], "Filesystem state") == 0)
+        state = t[j + 1];
+      else if (strcmp (t[j], "Filesystem features") == 0)
+        features = t[j + 1];
+    }
+    debug ("%s: %s, state '%s', features '%s'", fss[i], fss[i + 1],
+           state ? state : "?", features);
+    r = fsclean_ext (fss[i], state && strncmp (state, "clean", 5) == 0,
+                     state && strstr (state, "error") != NULL,
+                     strstr (features, "needs_recovery") != NULL);
+    free_strv (t);
+  }
+  return r;
+}
+
+/* The device the guest's fstab names by spec, or NULL. */
+static char *
+fstab_device (guestfs_h *h, char **fss, const char *spec)
+{
+  char *dev = NULL;
+  size_t i;
+
+  if (strncmp (spec, "UUID=", 5) == 0)
+    dev = guestfs_findfs_uuid (h, spec + 5);
+  else if (strncmp (spec, "/dev/disk/by-uuid/", 18) == 0)
+    dev = guestfs_findfs_uuid (h, spec + 18);
+  else if (strncmp (spec, "LABEL=", 6) == 0)
+    dev = guestfs_findfs_label (h, spec + 6);
+  else if (strncmp (spec, "/dev/", 5) == 0) {
+    /* A name the appliance knows as a filesystem (/dev/sda1 ...). */
+    dev = guestfs_canonical_device_name (h, spec);
+    for (i = 0; dev && fss[i] && fss[i + 1]; i += 2)
+      if (strcmp (fss[i], dev) == 0)
+        return dev;
+    free (dev);
+    dev = NULL;
+  }
+  return dev;
+}
+
+/* The common case without guestfs_inspect_os (which is 15-25 s in an
+ * emulated appliance, mostly Augeas): one Linux root (ext or xfs, with
+ * /etc/fstab and an os-release), its fstab's local filesystems.  1 if
+ * done, 0 to leave it to inspect_os (nothing found, several roots,
+ * btrfs, an fstab entry it cannot place), -1 on error. */
+static int
+quick_inspect (struct guest *g)
+{
+  guestfs_h *h = H (g);
+  char **fss = filesystems (g), *root = NULL, *fstab = NULL;
+  const char *p, *end;
+  char line[1024];
+  size_t i, len = 0;
+  int r = 0;
+
+  if (fss == NULL)
+    return -1;
+  guestfs_push_error_handler (h, NULL, NULL);
+  for (i = 0; fss[i] && fss[i + 1]; i += 2) {
+    const char *t = fss[i + 1];
+
+    if (strcmp (t, "btrfs") == 0)
+      goto out;
+    if (strncmp (t, "ext", 3) != 0 && strcmp (t, "xfs") != 0)
+      continue;
+    if (guestfs_mount_ro (h, fss[i], "/") == -1)
+      continue;
+    if (guestfs_is_file (h, "/etc/fstab") == 1 &&
+        (guestfs_is_file (h, "/etc/os-release") == 1 ||
+         guestfs_is_file (h, "/usr/lib/os-release") == 1)) {
+      if (root) {
+        guestfs_umount_all (h);
+        goto out;
+      }
+      root = xstrdup (fss[i]);
+      if (guestfs_filesize (h, "/etc/fstab") <= MAX_CONFIG_FILE)
+        fstab = guestfs_read_file (h, "/etc/fstab", &len);
+    }
+    guestfs_umount_all (h);
+  }
+  if (root == NULL || fstab == NULL)
+    goto out;
+  if (guest_add_mp (g, "/", root) == -1) {
+    r = -1;
+    goto out;
+  }
+  for (p = fstab, end = fstab + len;
+       (p = next_line (p, end, line, sizeof line)) != NULL; ) {
+    char *save, *spec, *mp, *type, *opts, *dev;
+
+    spec = strtok_r (line, " \t", &save);
+    mp = spec ? strtok_r (NULL, " \t", &save) : NULL;
+    type = mp ? strtok_r (NULL, " \t", &save) : NULL;
+    opts = type ? strtok_r (NULL, " \t", &save) : NULL;
+    if (!opts || spec[0] == '#' || mp[0] != '/' || strcmp (mp, "/") == 0 ||
+        strstr (opts, "noauto") ||
+        !(strncmp (type, "ext", 3) == 0 || strcmp (type, "xfs") == 0 ||
+          strcmp (type, "vfat") == 0))
+      continue;
+    dev = fstab_device (h, fss, spec);
+    if (dev == NULL) {
+      debug ("fstab: %s for %s not found: full inspection", spec, mp);
+      guest_free_mps (g);
+      goto out;
+    }
+    r = guest_add_mp (g, mp, dev);
+    free (dev);
+    if (r == -1)
+      goto out;
+  }
+  g->root = root;
+  root = NULL;
+  r = 1;
+ out:
+  guestfs_pop_error_handler (h);
+  free (root);
+  free (fstab);
+  return r;
+}
+
 static int
 gfs_inspect (struct guest *g)
 {
@@ -46,6 +213,10 @@ gfs_inspect (struct guest *g)
   size_t i;
   int r = -1;
 
+  r = quick_inspect (g);
+  if (r != 0)
+    return r == 1 ? 0 : -1;
+  r = -1;
   roots = guestfs_inspect_os (h);
   if (roots == NULL)
     return -1;
@@ -217,17 +388,20 @@ gfs_dev_uuid (struct guest *g, const char *dev)
 static int
 gfs_close (struct guest *g)
 {
-  guestfs_h *h = H (g);
+  guestfs_h *h;
   int r = 0;
 
-  if (h == NULL)
+  if (g->priv == NULL)
     return 0;
+  h = H (g);
   if (guestfs_get_state (h) != 0 /* CONFIG */) {
     guestfs_umount_all (h);
     if (guestfs_shutdown (h) == -1)
       r = -1;
   }
   guestfs_close (h);
+  free_strv (GFS (g)->fss);
+  free (g->priv);
   g->priv = NULL;
   return r;
 }
@@ -235,6 +409,7 @@ gfs_close (struct guest *g)
 const struct guest_ops guestfs_ops = {
   .name = "libguestfs",
   .open = gfs_open,
+  .fs_check = gfs_fs_check,
   .inspect = gfs_inspect,
   .mount_all = gfs_mount_all,
   .umount_all = gfs_umount_all,

@@ -89,6 +89,12 @@ struct guest_ops {
   /* Attach the disks (read-write, but nothing is written before
    * mount_all (g, 0)). */
   int (*open) (struct guest *g);
+  /* Before anything is mounted: every ext2/3/4 filesystem on the disks
+   * is clean (no journal to replay, cleanly unmounted, no recorded
+   * errors).  0, or -1 after one error naming the filesystem.  NULL:
+   * the disks are host files or block devices, read from the host
+   * (fsclean_host_disks). */
+  int (*fs_check) (struct guest *g);
   /* Find the root filesystem and its mountpoints: fills root, mps.
    * Returns 0, or -1 after logging "no operating system found". */
   int (*inspect) (struct guest *g);
@@ -119,6 +125,13 @@ extern const struct guest_ops guestfs_ops;
 extern const struct guest_ops native_ops;
 void guest_free_mps (struct guest *g);
 int guest_add_mp (struct guest *g, const char *mp, const char *dev);
+
+/* ---- fsclean.c ---- */
+/* 0 if an ext filesystem in this superblock state is clean, else -1
+ * after logging why, naming it as name. */
+int fsclean_ext (const char *name, int state_valid, int state_errors,
+                 int needs_recovery);
+int fsclean_host_disks (struct guest *g);
 
 /* ---- convert.c ---- */
 struct nic_map {
