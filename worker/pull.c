@@ -750,7 +750,7 @@ pull_run (const struct pull_opts *o, struct pull_result *res)
   memset (res, 0, sizeof *res);
   pthread_mutex_init (&p.lock, NULL);
   pthread_mutex_init (&p.rate_lock, NULL);
-  p.req = o->req_size ? o->req_size : (1u << 20);
+  p.req = o->req_size ? o->req_size : (4u << 20);
   p.chunk = o->chunk_size ? o->chunk_size : (64u << 10);
   p.inflight = o->inflight > 0 ? o->inflight : 16;
   if (p.inflight > STREAM_MAX_INFLIGHT)

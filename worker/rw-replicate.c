@@ -35,7 +35,7 @@ usage (FILE *f)
 "  --verify              compare SHA-256 of both ends after the copy\n"
 "  --dry-run             delta: report what would be sent, write nothing\n"
 "  --streams N           parallel connections (default 4)\n"
-"  --request-size SIZE   bytes per read request (default 1M)\n"
+"  --request-size SIZE   bytes per read request (default 4M)\n"
 "  --inflight N          requests in flight per stream (default 16)\n"
 "  --chunk-size SIZE     delta hash chunk (default 64k)\n"
 "  --max-rate RATE       wire bandwidth limit in bytes/s, e.g. 200M\n"

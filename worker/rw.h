@@ -370,7 +370,7 @@ struct pull_opts {
   bool map_all;                /* the map must name every source disk */
   int mode;                    /* PULL_* */
   int streams;                 /* parallel connections (default 4) */
-  uint32_t req_size;           /* bytes per READ (default 1 MiB) */
+  uint32_t req_size;           /* bytes per READ (default 4 MiB) */
   int inflight;                /* requests in flight per stream (16) */
   uint32_t chunk_size;         /* delta hash chunk (default 64 KiB) */
   uint64_t max_rate;           /* bytes/s on the wire, 0 = unlimited */
