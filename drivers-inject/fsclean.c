@@ -42,12 +42,25 @@ le32 (const unsigned char *p)
     ((unsigned long) p[3] << 24);
 }
 
+int fsclean_replay_journal;
+
 int
 fsclean_ext (const char *name, int state_valid, int state_errors,
              int needs_recovery)
 {
   const char *why;
 
+  /* A copy of a mounted filesystem (a live source, a crash-consistent
+   * snapshot) always looks like this: allowed when the caller says so,
+   * and the kernel replays the journal at the first mount, as it would
+   * at the guest's own boot.  Recorded errors are refused regardless. */
+  if (fsclean_replay_journal && !state_errors
+      && (needs_recovery || !state_valid)) {
+    warning ("the filesystem on %s was not cleanly unmounted (a copy of a "
+             "mounted filesystem): its journal is replayed when mounted",
+             name);
+    return 0;
+  }
   if (needs_recovery)
     why = "its journal needs recovery (not cleanly unmounted)";
   else if (state_errors)
@@ -57,8 +70,9 @@ fsclean_ext (const char *name, int state_valid, int state_errors,
   else
     return 0;
   error ("the filesystem on %s is not clean: %s; shut the source down "
-         "cleanly (or run e2fsck on it) and sync again: nothing changed",
-         name, why);
+         "cleanly (or run e2fsck on it) and sync again%s: nothing changed",
+         name, why, state_errors ? ""
+         : ", or allow its journal's replay with --replay-journal");
   return -1;
 }
 

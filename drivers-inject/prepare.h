@@ -131,6 +131,8 @@ int guest_add_mp (struct guest *g, const char *mp, const char *dev);
  * after logging why, naming it as name. */
 int fsclean_ext (const char *name, int state_valid, int state_errors,
                  int needs_recovery);
+/* --replay-journal: accept a journal that needs recovery (not errors). */
+extern int fsclean_replay_journal;
 int fsclean_host_disks (struct guest *g);
 
 /* ---- convert.c ---- */

@@ -37,6 +37,8 @@ BUILD_NOTE
 "                        first boot (repeatable)\n"
 "  --nic MAC=NAME        the NIC with MAC gets the configuration\n"
 "                        that interface NAME had (repeatable)\n"
+"  --replay-journal      accept filesystems copied while mounted (their\n"
+"                        journal is replayed); refused by default\n"
 "  --report FILE         write a JSON report of findings and changes\n"
 "  -v, --verbose         more messages (twice: libguestfs trace)\n"
 "  -h, --help            this help\n", DEFAULT_OPS.name);
@@ -84,13 +86,15 @@ write_report (const char *path, json_t *report)
 int
 main (int argc, char *argv[])
 {
-  enum { OPT_BACKEND = 256, OPT_DRY_RUN, OPT_EXT, OPT_NIC, OPT_REPORT };
+  enum { OPT_BACKEND = 256, OPT_DRY_RUN, OPT_EXT, OPT_NIC, OPT_REPORT,
+         OPT_REPLAY };
   static const struct option longopts[] = {
     { "backend", required_argument, NULL, OPT_BACKEND },
     { "dry-run", no_argument, NULL, OPT_DRY_RUN },
     { "extension", required_argument, NULL, OPT_EXT },
     { "nic", required_argument, NULL, OPT_NIC },
     { "report", required_argument, NULL, OPT_REPORT },
+    { "replay-journal", no_argument, NULL, OPT_REPLAY },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 }
@@ -126,6 +130,9 @@ main (int argc, char *argv[])
     case OPT_DRY_RUN:
       opts.dry_run = 1;
       break;
+    case OPT_REPLAY:
+      fsclean_replay_journal = 1;
+      break;
     case OPT_EXT:
       if (strncmp (optarg, "firstboot:", 10) == 0) {
         opts.exts[opts.nexts].firstboot = 1;
@@ -160,6 +167,11 @@ main (int argc, char *argv[])
   }
   if (optind >= argc) {
     error ("no disk given (see --help)");
+    exit (EXIT_FAILURE);
+  }
+  if (opts.dry_run && fsclean_replay_journal) {
+    error ("--replay-journal and --dry-run: replaying a journal writes the "
+           "disk");
     exit (EXIT_FAILURE);
   }
   for (i = optind; i < argc; i++)

@@ -66,6 +66,7 @@ static const struct arg prepare_args[] = {
   { "disks", A_STRINGS, true, 1, RW_MAX_DISKS, NULL },
   { "nics", A_NICS, false, 0, PREPARE_MAX_NICS, NULL },
   { "extensions", A_EXTS, false, 0, PREPARE_MAX_EXTS, NULL },
+  { "replay_journal", A_BOOL, false, 0, 0, NULL },
   END_ARGS
 };
 static const struct arg attach_args[] = {

@@ -520,6 +520,8 @@ prepare_params (json_t *args, struct job_params *p)
       return -1;
     p->nnics = i + 1;
   }
+  p->replay_journal = json_is_true (json_object_get (args,
+                                                     "replay_journal"));
   json_array_foreach (exts, i, e) {
     struct prepare_ext *x = &p->exts[i];
 

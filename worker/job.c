@@ -468,7 +468,7 @@ run_prepare (struct job *j)
     job_end (j, JOB_FAILED, NULL, "cannot write the extensions");
     return;
   }
-  argv = calloc (p->ndisks + 2 * (p->nnics + p->nexts) + 6, sizeof *argv);
+  argv = calloc (p->ndisks + 2 * (p->nnics + p->nexts) + 7, sizeof *argv);
   if (argv == NULL || pipe2 (pfd, O_CLOEXEC) == -1) {
     log_error ("prepare: pipe: %m");
     free (argv);
@@ -481,6 +481,8 @@ run_prepare (struct job *j)
   argv[k++] = "native";
   argv[k++] = "--report";
   argv[k++] = report;
+  if (p->replay_journal)
+    argv[k++] = "--replay-journal";
   for (i = 0; i < p->nnics; i++) {
     argv[k++] = "--nic";
     argv[k++] = p->nics[i];

@@ -41,8 +41,8 @@ usage (FILE *fp)
 "       [--dry-run] [--wait]\n"
 "  verify --source HOST:PORT --source-secret-file F --map ID=PATH...\n"
 "       [--streams N] [--wait]\n"
-"  prepare [--nic MAC=NAME]... [--extension [firstboot:]FILE]... [--wait]\n"
-"       DISK...\n"
+"  prepare [--nic MAC=NAME]... [--extension [firstboot:]FILE]...\n"
+"       [--replay-journal] [--wait] DISK...\n"
 "  attach [--job N]\n"
 "  shutdown [--reboot] [--force]\n"
 "  raw < JSON-LINES     (send requests as they are; no hello first)\n"
@@ -380,6 +380,7 @@ add_extension (json_t *exts, const char *arg)
 enum {
   O_SOURCE = 256, O_SSECRET, O_MAP, O_MODE, O_STREAMS, O_MAXRATE,
   O_VERIFY, O_WAIT, O_REBOOT, O_FORCE, O_JOB, O_DRYRUN, O_NIC, O_EXT,
+  O_REPLAY,
 };
 
 static const struct option cmd_opts[] = {
@@ -397,6 +398,7 @@ static const struct option cmd_opts[] = {
   { "job", required_argument, NULL, O_JOB },
   { "nic", required_argument, NULL, O_NIC },
   { "extension", required_argument, NULL, O_EXT },
+  { "replay-journal", no_argument, NULL, O_REPLAY },
   { NULL, 0, NULL, 0 },
 };
 
@@ -507,6 +509,9 @@ parse_cmd_args (int argc, char **argv, const char *allowed,
     case O_EXT:
       if (add_extension (args_array (ca->args, "extensions"), optarg) == -1)
         return -1;
+      break;
+    case O_REPLAY:
+      json_object_set_new (ca->args, "replay_journal", json_true ());
       break;
     }
   }
@@ -730,7 +735,7 @@ run_command (const char *cmd, int argc, char **argv)
     { "sync", "source source-secret-file map mode streams max-rate verify "
       "dry-run wait" },
     { "verify", "source source-secret-file map streams wait" },
-    { "prepare", "wait nic extension" },
+    { "prepare", "wait nic extension replay-journal" },
     { "shutdown", "reboot force" },
   };
   size_t i;

@@ -689,6 +689,7 @@ struct job_params {
   char *prepare_cmd;
   char **disks;
   size_t ndisks;
+  bool replay_journal;      /* prepare: rw-prepare --replay-journal */
   char **nics;              /* "MAC=NAME", validated by control.c */
   size_t nnics;
   struct prepare_ext {

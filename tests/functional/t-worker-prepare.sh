@@ -23,6 +23,7 @@ cat > "$T/fake-prepare" <<SH
 #!/bin/sh
 [ "\$1" = --backend ] && [ "\$2" = native ] && [ "\$3" = --report ] || exit 2
 report=\$4; shift 4
+if [ "\$1" = --replay-journal ]; then echo "replay-journal"; shift; fi
 while [ "\$1" = --nic ] || [ "\$1" = --extension ]; do
   case "\$2" in
     firstboot:*) echo "ext \${2%%:*} \$(cat "\${2#firstboot:}")" ;;
@@ -61,6 +62,14 @@ ctl prepare --wait --nic 52:54:00:12:34:56=ens192 \
 grep -q 'nic 52:54:00:12:34:56=ens192' "$T/prep2" || fail "nic: $(cat "$T/prep2")"
 grep -q 'ext firstboot echo first' "$T/prep2" || fail "ext: $(cat "$T/prep2")"
 grep -q 'ext now echo now' "$T/prep2" || fail "ext now: $(cat "$T/prep2")"
+! grep -q 'replay-journal' "$T/prep2" || fail "--replay-journal unasked"
+ctl prepare --wait --replay-journal "$T/disk.img" > "$T/prep4" 2>&1 \
+  || fail "prepare --replay-journal: $(cat "$T/prep4")"
+grep -q '^replay-journal' "$T/prep4" || fail "replay-journal: $(cat "$T/prep4")"
+echo '{"id":1,"request":"hello","args":{"client":"t"}}
+{"id":2,"request":"prepare","args":{"disks":["'"$T/disk.img"'"],"replay_journal":"yes"}}' \
+  | ctl raw > "$T/prep5" 2>&1 || true
+grep -q 'replay_journal' "$T/prep5" || fail "a non-boolean replay_journal: $(cat "$T/prep5")"
 if ctl prepare --nic 52:54:00:12:34=x "$T/disk.img" > "$T/prep3" 2>&1; then
   fail "a bad --nic was accepted"
 fi
