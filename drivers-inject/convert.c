@@ -53,6 +53,8 @@ struct ctx {
   char **ifaces;                /* configured interface names; owned */
   /* Set by one step for another. */
   int rebuild_initramfs, regen_grub;
+  int tools_bg;                 /* the tools' removal runs in the
+                                 * background: see tools_wait */
 };
 
 static void
@@ -406,6 +408,120 @@ dpkg_installed (const char *status, size_t len, const char *pkg)
   return 0;
 }
 
+/* Can the packages in names (" a b ...") be removed while the
+ * initramfs is rebuilt?  Only when none of them has anything to do with
+ * the initramfs, kernel modules or the boot loader: no files there, and
+ * no maintainer script or trigger that names them.  Anything unclear
+ * answers no, and the removal runs alone, as before. */
+static int
+tools_overlap_ok (struct ctx *c, const char *names)
+{
+  static const char *const owned[] = {
+    "/usr/share/initramfs-tools", "/etc/initramfs-tools", "/usr/lib/dracut",
+    "/etc/dracut.conf", "/lib/modules", "/usr/lib/modules", "/etc/kernel",
+    "/boot", "/etc/grub.d", "/etc/default/grub", "/etc/modprobe.d",
+    "/lib/modprobe.d", "/usr/lib/modprobe.d", NULL
+  };
+  static const char *const scripts[] = {
+    "prerm", "postrm", "triggers", NULL
+  };
+  static const char *const words[] = {
+    "initramfs", "dracut", "depmod", "grub", "dkms", NULL
+  };
+  const char *p = names;
+  char pkg[128], path[256];
+  size_t i, j, len;
+  char *text;
+
+  if (c->family != FAM_DEBIAN)
+    return 0;
+  while (sscanf (p, " %127s", pkg) == 1) {
+    p = strstr (p, pkg) + strlen (pkg);
+    snprintf (path, sizeof path, "/var/lib/dpkg/info/%s.list", pkg);
+    if (c->g->ops->exists (c->g, path) != 1)
+      return 0;
+    text = c->g->ops->read_file (c->g, path, MAX_BINARY_FILE, &len);
+    if (text == NULL)
+      return 0;
+    for (i = 0; owned[i]; i++) {
+      char key[64];
+
+      snprintf (key, sizeof key, "\n%s", owned[i]);
+      if (strncmp (text, key + 1, strlen (key + 1)) == 0 ||
+          memmem (text, len, key, strlen (key))) {
+        debug ("%s has files under %s: removed alone", pkg, owned[i]);
+        free (text);
+        return 0;
+      }
+    }
+    free (text);
+    for (i = 0; scripts[i]; i++) {
+      snprintf (path, sizeof path, "/var/lib/dpkg/info/%s.%s", pkg,
+                scripts[i]);
+      text = read_optional (c, path, &len);
+      if (text == NULL)
+        return 0;
+      for (j = 0; words[j]; j++)
+        if (memmem (text, len, words[j], strlen (words[j]))) {
+          debug ("%s's %s names %s: removed alone", pkg, scripts[i],
+                 words[j]);
+          free (text);
+          return 0;
+        }
+      free (text);
+    }
+  }
+  return 1;
+}
+
+#define TOOLS_BG_LOG "/tmp/rw-prepare-tools.log"
+
+/* Wait for the background removal, and fail as the removal would have
+ * failed if it had run alone. */
+static int
+tools_wait (struct ctx *c)
+{
+  char *out = NULL, *p, *q;
+  int st;
+
+  if (!c->tools_bg)
+    return 0;
+  c->tools_bg = 0;
+  /* The initramfs rebuild takes far longer: this rarely waits.  An
+   * hour without a result is a hung package script. */
+  st = guest_run (c, "i=0\n"
+                  "while ! grep -q '^@rw-bg-status=' " TOOLS_BG_LOG
+                  " 2>/dev/null; do\n"
+                  "  i=$((i + 1)); [ $i -le 3600 ] || exit 124; sleep 1\n"
+                  "done\n"
+                  "cat " TOOLS_BG_LOG "; rm -f " TOOLS_BG_LOG, &out);
+  if (st == -1)
+    return -1;
+  if (st == 124) {
+    error ("removing the old platform's tools: no result after an hour");
+    free (out);
+    return -1;
+  }
+  p = NULL;
+  for (q = strstr (out, "@rw-bg-status="); q;
+       q = strstr (q + 1, "@rw-bg-status="))
+    p = q;
+  st = p ? atoi (p + 14) : 255;
+  if (p)
+    *p = '\0';
+  if (st != 0) {
+    size_t n = strlen (out);
+
+    error ("removing the old platform's tools failed (exit %d): %s", st,
+           n > 600 ? out + n - 600 : out);
+    free (out);
+    return -1;
+  }
+  debug ("the tools' removal (in the background): %s", out);
+  free (out);
+  return 0;
+}
+
 static int
 step_tools (struct ctx *c)
 {
@@ -467,7 +583,24 @@ step_tools (struct ctx *c)
                             names.s, names.s);
       else
         script = xasprintf ("rpm -e%s", names.s);
-      r = guest_run_ok (c, "removing the old platform's tools", script);
+      /* The package scripts are slow in an emulated appliance (tens of
+       * execs, several Perl starts): when they cannot touch what the
+       * rebuild reads, they run beside it, and tools_wait collects the
+       * result before the boot loader step. */
+      if (g->ops->exists (g, "/usr/bin/vmware-uninstall-tools.pl") == 0 &&
+          tools_overlap_ok (c, names.s)) {
+        char *bg = xasprintf ("rm -f " TOOLS_BG_LOG "\n"
+                              "( ( %s ); echo \"@rw-bg-status=$?\" ) >"
+                              TOOLS_BG_LOG " 2>&1 </dev/null &", script);
+
+        debug ("removing%s in the background", names.s);
+        r = guest_run_ok (c, "removing the old platform's tools", bg);
+        free (bg);
+        if (r == 0)
+          c->tools_bg = 1;
+      }
+      else
+        r = guest_run_ok (c, "removing the old platform's tools", script);
       free (script);
       if (r == -1)
         goto out;
@@ -1471,9 +1604,14 @@ run_steps (struct ctx *c, json_t *insp)
       step_devices (c) == -1 ||
       step_network (c, insp) == -1 ||
       step_initramfs (c) == -1 ||
+      tools_wait (c) == -1 ||
       step_bootloader (c) == -1 ||
-      step_extensions (c) == -1)
+      step_extensions (c) == -1) {
+    /* Never unmount under a running package manager. */
+    if (c->tools_bg)
+      tools_wait (c);
     return -1;
+  }
   return 0;
 }
 

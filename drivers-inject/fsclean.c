@@ -5,7 +5,8 @@
  * The state is read from the superblock alone (no fsck run): a
  * filesystem whose journal needs recovery, that was not cleanly
  * unmounted, or that has recorded errors, is refused.  Here, from the
- * host, on the disks' partitions (libblkid's partition list): used by
+ * host, on the disks' partitions (libblkid's partition list) and on any
+ * other device the backend reaches (LVM logical volumes): used by
  * backends whose disks are host files or block devices (native).  The
  * libguestfs backend asks the appliance instead (gfs_fs_check).
  */
@@ -98,6 +99,20 @@ check_at (int fd, const char *disk, off_t off, const char *name)
   return fsclean_ext (name, state & EXT_STATE_VALID, state & EXT_STATE_ERROR,
                       (le32 (sb + EXT_SB_INCOMPAT) &
                        EXT_INCOMPAT_RECOVER) != 0);
+}
+
+int
+fsclean_device (const char *dev, const char *name)
+{
+  int fd = open (dev, O_RDONLY | O_CLOEXEC), r;
+
+  if (fd == -1) {
+    error ("open %s: %m", dev);
+    return -1;
+  }
+  r = check_at (fd, dev, 0, name);
+  close (fd);
+  return r;
 }
 
 int

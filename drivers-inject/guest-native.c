@@ -30,6 +30,7 @@
 
 struct cand {
   char *dev;                    /* host device node */
+  int lv;                       /* an LVM logical volume we activated */
   char type[32], uuid[64], label[64];
 };
 
@@ -100,6 +101,7 @@ add_cand (struct native *n, const char *dev)
   n->cands = c;
   c = &c[n->ncands++];
   c->dev = xstrdup (dev);
+  c->lv = 0;
   probe (c);
   debug ("native: %s: type '%s' uuid '%s'", dev, c->type, c->uuid);
 }
@@ -273,8 +275,10 @@ activate_lvm (struct guest *g, const char *pv)
       goto out;
     }
     for (lv = strtok_r (lvs, " \n", &s2); lv; lv = strtok_r (NULL, " \n", &s2))
-      if (strncmp (lv, "/dev/", 5) == 0)
+      if (strncmp (lv, "/dev/", 5) == 0) {
         add_cand (n, lv);
+        n->cands[n->ncands - 1].lv = 1;
+      }
     free (lvs);
   }
   r = 0;
@@ -342,6 +346,24 @@ native_open (struct guest *g)
       lvm_pv = n->cands[i].dev;
   if (any_lvm && activate_lvm (g, lvm_pv) == -1)
     return -1;
+  return 0;
+}
+
+/* Before anything is mounted: the disks' partitions as the guest named
+ * them, then the logical volumes (activating a volume group writes
+ * nothing to them), by their /dev/VG/LV names. */
+static int
+native_fs_check (struct guest *g)
+{
+  struct native *n = N (g);
+  size_t i;
+
+  if (fsclean_host_disks (g) == -1)
+    return -1;
+  for (i = 0; i < n->ncands; i++)
+    if (n->cands[i].lv && fsclean_device (n->cands[i].dev,
+                                          n->cands[i].dev) == -1)
+      return -1;
   return 0;
 }
 
@@ -883,6 +905,7 @@ native_close (struct guest *g)
 const struct guest_ops native_ops = {
   .name = "native",
   .open = native_open,
+  .fs_check = native_fs_check,
   .inspect = native_inspect,
   .mount_all = native_mount_all,
   .umount_all = native_umount_all,

@@ -92,8 +92,8 @@ struct guest_ops {
   /* Before anything is mounted: every ext2/3/4 filesystem on the disks
    * is clean (no journal to replay, cleanly unmounted, no recorded
    * errors).  0, or -1 after one error naming the filesystem.  NULL:
-   * the disks are host files or block devices, read from the host
-   * (fsclean_host_disks). */
+   * the disks' partitions are read from the host (fsclean_host_disks);
+   * the native backend adds its logical volumes (fsclean_device). */
   int (*fs_check) (struct guest *g);
   /* Find the root filesystem and its mountpoints: fills root, mps.
    * Returns 0, or -1 after logging "no operating system found". */
@@ -134,6 +134,7 @@ int fsclean_ext (const char *name, int state_valid, int state_errors,
 /* --replay-journal: accept a journal that needs recovery (not errors). */
 extern int fsclean_replay_journal;
 int fsclean_host_disks (struct guest *g);
+int fsclean_device (const char *dev, const char *name);
 
 /* ---- convert.c ---- */
 struct nic_map {
