@@ -43,6 +43,7 @@ struct ctx {
   int apply;
   json_t *changes;              /* borrowed from the report */
   json_t *exts;                 /* borrowed from the report */
+  json_t *report;               /* borrowed */
   size_t nchanges;
   /* What inspection found. */
   char distro[64], version[32];
@@ -119,6 +120,35 @@ guest_run (struct ctx *c, const char *script, char **out)
   return st;
 }
 
+/* A command in the guest failed: one error line (what, the exit status,
+ * the output's last line), then the output's tail on stderr, and all of
+ * it in the report's "failed_command". */
+static void
+command_failed (struct ctx *c, const char *what, int st, const char *out)
+{
+  size_t n = strlen (out), e = n, b;
+  const char *tail = n > 4000 ? out + n - 4000 : out, *p, *q;
+  char line[512];
+
+  while (e > 0 && (out[e - 1] == '\n' || out[e - 1] == ' '))
+    e--;
+  b = e;
+  while (b > 0 && out[b - 1] != '\n')
+    b--;
+  snprintf (line, sizeof line, "%.*s", (int) (e - b), out + b);
+  error ("%s failed (exit %d)%s%s", what, st, line[0] ? ": " : "", line);
+  for (p = tail; *p; p = q) {
+    q = strchr (p, '\n');
+    q = q ? q + 1 : p + strlen (p);
+    fprintf (stderr, "rw-prepare:   | %.*s\n",
+             (int) (q - p - (q[-1] == '\n')), p);
+  }
+  if (c->report)
+    json_object_set_new (c->report, "failed_command",
+                         json_pack ("{s:s, s:i, s:s}", "what", what,
+                                    "status", st, "output", tail));
+}
+
 /* Run a script that must succeed; on failure log its output. */
 static int
 guest_run_ok (struct ctx *c, const char *what, const char *script)
@@ -129,10 +159,7 @@ guest_run_ok (struct ctx *c, const char *what, const char *script)
   if (st == -1)
     return -1;
   if (st != 0) {
-    size_t n = strlen (out);
-
-    error ("%s failed (exit %d): %s", what, st,
-           n > 600 ? out + n - 600 : out);
+    command_failed (c, what, st, out);
     free (out);
     return -1;
   }
@@ -510,10 +537,7 @@ tools_wait (struct ctx *c)
   if (p)
     *p = '\0';
   if (st != 0) {
-    size_t n = strlen (out);
-
-    error ("removing the old platform's tools failed (exit %d): %s", st,
-           n > 600 ? out + n - 600 : out);
+    command_failed (c, "removing the old platform's tools", st, out);
     free (out);
     return -1;
   }
@@ -589,8 +613,11 @@ step_tools (struct ctx *c)
        * result before the boot loader step. */
       if (g->ops->exists (g, "/usr/bin/vmware-uninstall-tools.pl") == 0 &&
           tools_overlap_ok (c, names.s)) {
-        char *bg = xasprintf ("rm -f " TOOLS_BG_LOG "\n"
-                              "( ( %s ); echo \"@rw-bg-status=$?\" ) >"
+        /* The log must exist before the job starts: a job whose
+         * redirection failed would leave tools_wait nothing to find. */
+        char *bg = xasprintf ("mkdir -p /tmp && rm -f " TOOLS_BG_LOG
+                              " && : > " TOOLS_BG_LOG " || exit 1\n"
+                              "( ( %s ); echo \"@rw-bg-status=$?\" ) >>"
                               TOOLS_BG_LOG " 2>&1 </dev/null &", script);
 
         debug ("removing%s in the background", names.s);
@@ -1618,7 +1645,7 @@ run_steps (struct ctx *c, json_t *insp)
 int
 convert (struct guest *g, const struct options *opts, json_t *report)
 {
-  struct ctx c = { .g = g, .opts = opts };
+  struct ctx c = { .g = g, .opts = opts, .report = report };
   json_t *insp = json_object ();
   const char *result = "error";
   int r = -1;
