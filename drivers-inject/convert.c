@@ -465,11 +465,11 @@ tools_overlap_ok (struct ctx *c, const char *names)
   while (sscanf (p, " %127s", pkg) == 1) {
     p = strstr (p, pkg) + strlen (pkg);
     snprintf (path, sizeof path, "/var/lib/dpkg/info/%s.list", pkg);
-    if (c->g->ops->exists (c->g, path) != 1)
+    text = read_optional (c, path, &len);
+    if (text == NULL || len == 0) {  /* no file list: not known */
+      free (text);
       return 0;
-    text = c->g->ops->read_file (c->g, path, MAX_BINARY_FILE, &len);
-    if (text == NULL)
-      return 0;
+    }
     for (i = 0; owned[i]; i++) {
       char key[64];
 
@@ -504,46 +504,30 @@ tools_overlap_ok (struct ctx *c, const char *names)
 #define TOOLS_BG_LOG "/tmp/rw-prepare-tools.log"
 
 /* Wait for the background removal, and fail as the removal would have
- * failed if it had run alone. */
+ * failed if it had run alone: the script exits with the job's status,
+ * so guest_run_ok reads and reports it like any other command's. */
 static int
 tools_wait (struct ctx *c)
 {
-  char *out = NULL, *p, *q;
-  int st;
-
   if (!c->tools_bg)
     return 0;
   c->tools_bg = 0;
   /* The initramfs rebuild takes far longer: this rarely waits.  An
    * hour without a result is a hung package script. */
-  st = guest_run (c, "i=0\n"
-                  "while ! grep -q '^@rw-bg-status=' " TOOLS_BG_LOG
-                  " 2>/dev/null; do\n"
-                  "  i=$((i + 1)); [ $i -le 3600 ] || exit 124; sleep 1\n"
-                  "done\n"
-                  "cat " TOOLS_BG_LOG "; rm -f " TOOLS_BG_LOG, &out);
-  if (st == -1)
-    return -1;
-  if (st == 124) {
-    error ("removing the old platform's tools: no result after an hour");
-    free (out);
-    return -1;
-  }
-  p = NULL;
-  for (q = strstr (out, "@rw-bg-status="); q;
-       q = strstr (q + 1, "@rw-bg-status="))
-    p = q;
-  st = p ? atoi (p + 14) : 255;
-  if (p)
-    *p = '\0';
-  if (st != 0) {
-    command_failed (c, "removing the old platform's tools", st, out);
-    free (out);
-    return -1;
-  }
-  debug ("the tools' removal (in the background): %s", out);
-  free (out);
-  return 0;
+  return guest_run_ok (c, "removing the old platform's tools",
+                       "i=0\n"
+                       "while ! grep -q '^@rw-bg-status=' " TOOLS_BG_LOG
+                       " 2>/dev/null; do\n"
+                       "  i=$((i + 1))\n"
+                       "  [ $i -le 3600 ] || "
+                       "{ echo 'no result after an hour'; exit 124; }\n"
+                       "  sleep 1\n"
+                       "done\n"
+                       "grep -v '^@rw-bg-status=' " TOOLS_BG_LOG "\n"
+                       "st=$(sed -n 's/^@rw-bg-status=//p' " TOOLS_BG_LOG
+                       ")\n"
+                       "rm -f " TOOLS_BG_LOG "\n"
+                       "exit \"${st:-255}\"");
 }
 
 static int
@@ -552,7 +536,12 @@ step_tools (struct ctx *c)
   struct guest *g = c->g;
   struct buf names = { .max = 4096 };
   size_t i;
-  int r = -1;
+  int r = -1, tarball;
+
+  /* VMware Tools from VMware's tarball: its own uninstaller. */
+  tarball = g->ops->exists (g, "/usr/bin/vmware-uninstall-tools.pl");
+  if (tarball == -1)
+    return -1;
 
   if (c->family == FAM_DEBIAN) {
     size_t len;
@@ -611,8 +600,7 @@ step_tools (struct ctx *c)
        * execs, several Perl starts): when they cannot touch what the
        * rebuild reads, they run beside it, and tools_wait collects the
        * result before the boot loader step. */
-      if (g->ops->exists (g, "/usr/bin/vmware-uninstall-tools.pl") == 0 &&
-          tools_overlap_ok (c, names.s)) {
+      if (!tarball && tools_overlap_ok (c, names.s)) {
         /* The log must exist before the job starts: a job whose
          * redirection failed would leave tools_wait nothing to find. */
         char *bg = xasprintf ("mkdir -p /tmp && rm -f " TOOLS_BG_LOG
@@ -634,8 +622,7 @@ step_tools (struct ctx *c)
     }
   }
 
-  /* VMware Tools from VMware's tarball: its own uninstaller. */
-  if (g->ops->exists (g, "/usr/bin/vmware-uninstall-tools.pl") == 1) {
+  if (tarball) {
     change (c, "tools", "run VMware Tools' uninstaller "
             "/usr/bin/vmware-uninstall-tools.pl");
     if (c->apply &&

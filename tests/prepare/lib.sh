@@ -14,6 +14,15 @@ check () { # check NAME COMMAND...
 step () { echo "== [$((SECONDS - t0)) s] $*"; }
 copy () { cp --sparse=always "$work/guest.raw" "$1"; }
 sum () { sha256sum "$1" | cut -d' ' -f1; }
+# debugfs_at DISK BYTE-OFFSET REQUEST: a debugfs -w request on the ext
+# filesystem at that offset of a disk image (a loop device over it).
+debugfs_at () {
+  local l r
+  l=$(losetup -o "$2" -f --show "$1") || return 1
+  debugfs -w -R "$3" "$l" > /dev/null 2>&1; r=$?
+  losetup -d "$l"
+  return $r
+}
 jq_ () { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@"; }
 # files DISK DIR PATH...: copy files out of a guest (read-only).
 files () {
